@@ -1,0 +1,351 @@
+//! One typed configuration: defaults < TOML file (`--config`) <
+//! `RECORDBRIDGE_*` environment variables (`__` separates sections, e.g.
+//! `RECORDBRIDGE_FHIR__CONCURRENCY=4`) < command-line flags.
+//! Validated at start; errors name the setting.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `file:PATH`, `-` (stdin) or `amqp://…`.
+    pub source: Option<String>,
+    /// `dir:PATH` or `fhir:URL`.
+    pub sink: Option<String>,
+    /// Ledger file; default `<bundle dir>/ledger.db`, or `./recordbridge-ledger.db`.
+    pub ledger: Option<PathBuf>,
+    /// Platform assumed for events that do not name one.
+    pub platform: String,
+    /// Local identifier patterns.
+    pub identifiers: PathBuf,
+    /// Hours held content waits for its thread's patient.
+    pub hold_window_hours: u32,
+    /// Device name of the bridge in Provenance.
+    pub device: String,
+    pub log: LogConfig,
+    pub fhir: FhirConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` or `text`.
+    pub format: String,
+    /// tracing filter directive, e.g. `info` or `recordbridge=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FhirConfig {
+    /// Threads written concurrently (order is kept within a thread).
+    pub concurrency: usize,
+    /// Per-request timeout, seconds.
+    pub timeout_secs: u64,
+    /// Retries of a retryable failure (network, 408, 429, 5xx) before giving up on a run.
+    pub max_retries: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// How long an identifier → Patient resolution is cached.
+    pub patient_cache_ttl_secs: u64,
+    /// Resolve identifiers to Patients before writing (rule 7).
+    pub resolve_patients: bool,
+    /// Extra PEM CA bundle trusted besides the system roots.
+    pub ca_bundle: Option<PathBuf>,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `none`, `bearer`, `client-credentials` or `smart-backend`.
+    pub mode: String,
+    /// Name of the environment variable that holds the secret (bearer token or client secret).
+    pub secret_env: Option<String>,
+    /// File that holds the secret (bearer token, client secret or private key PEM).
+    pub secret_file: Option<PathBuf>,
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
+    /// SMART backend services: RS384 or ES384.
+    pub algorithm: String,
+    /// SMART backend services: key id (`kid` header).
+    pub key_id: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            source: None,
+            sink: None,
+            ledger: None,
+            platform: "chat".into(),
+            identifiers: PathBuf::from("mappings/identifiers.toml"),
+            hold_window_hours: 72,
+            device: "recordbridge".into(),
+            log: LogConfig::default(),
+            fhir: FhirConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "json".into(), level: "info".into() }
+    }
+}
+
+impl Default for FhirConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            timeout_secs: 30,
+            max_retries: 8,
+            backoff_initial_ms: 200,
+            backoff_max_ms: 30_000,
+            patient_cache_ttl_secs: 300,
+            resolve_patients: true,
+            ca_bundle: None,
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: "none".into(),
+            secret_env: None,
+            secret_file: None,
+            token_url: None,
+            client_id: None,
+            scope: None,
+            algorithm: "RS384".into(),
+            key_id: None,
+        }
+    }
+}
+
+/// Where the events come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    File(PathBuf),
+    Stdin,
+}
+
+/// Where the bundles go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    Dir(PathBuf),
+    Fhir(String),
+}
+
+impl Config {
+    /// Load: defaults < file < environment < `overrides` (from flags).
+    pub fn load(file: Option<&Path>, overrides: &Config) -> Result<Self, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(format!("config file {} does not exist", f.display()));
+            }
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        fig = fig.merge(
+            Env::prefixed("RECORDBRIDGE_")
+                .split("__")
+                .filter(|k| !k.as_str().starts_with("test") && k.as_str() != "config"),
+        );
+        let mut cfg: Config = fig.extract().map_err(|e| {
+            let mut msg = String::from("invalid configuration: ");
+            for (i, err) in e.into_iter().enumerate() {
+                if i > 0 {
+                    msg.push_str("; ");
+                }
+                let path = err.path.join(".");
+                if path.is_empty() {
+                    msg.push_str(&err.kind.to_string());
+                } else {
+                    msg.push_str(&format!("setting `{path}`: {}", err.kind));
+                }
+            }
+            msg
+        })?;
+        cfg.apply(overrides);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply(&mut self, o: &Config) {
+        if o.source.is_some() {
+            self.source.clone_from(&o.source);
+        }
+        if o.sink.is_some() {
+            self.sink.clone_from(&o.sink);
+        }
+        if o.ledger.is_some() {
+            self.ledger.clone_from(&o.ledger);
+        }
+    }
+
+    /// Check every setting; the error names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.platform.trim().is_empty() {
+            return Err("setting `platform`: must not be empty".into());
+        }
+        if self.hold_window_hours == 0 {
+            return Err("setting `hold_window_hours`: must be at least 1".into());
+        }
+        if !matches!(self.log.format.as_str(), "json" | "text") {
+            return Err(format!("setting `log.format`: must be `json` or `text`, not `{}`", self.log.format));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err("setting `log.level`: not a valid filter directive".into());
+        }
+        if self.fhir.concurrency == 0 || self.fhir.concurrency > 256 {
+            return Err("setting `fhir.concurrency`: must be between 1 and 256".into());
+        }
+        if self.fhir.timeout_secs == 0 {
+            return Err("setting `fhir.timeout_secs`: must be at least 1".into());
+        }
+        if self.fhir.backoff_initial_ms == 0 || self.fhir.backoff_max_ms < self.fhir.backoff_initial_ms {
+            return Err("setting `fhir.backoff_initial_ms`/`fhir.backoff_max_ms`: need 0 < initial <= max".into());
+        }
+        match self.fhir.auth.mode.as_str() {
+            "none" => {}
+            "bearer" => self.need_secret()?,
+            "client-credentials" => {
+                self.need_secret()?;
+                self.need("fhir.auth.token_url", &self.fhir.auth.token_url)?;
+                self.need("fhir.auth.client_id", &self.fhir.auth.client_id)?;
+            }
+            "smart-backend" => {
+                self.need_secret()?;
+                self.need("fhir.auth.token_url", &self.fhir.auth.token_url)?;
+                self.need("fhir.auth.client_id", &self.fhir.auth.client_id)?;
+                if !matches!(self.fhir.auth.algorithm.as_str(), "RS384" | "ES384") {
+                    return Err("setting `fhir.auth.algorithm`: must be RS384 or ES384".into());
+                }
+            }
+            other => {
+                return Err(format!(
+                    "setting `fhir.auth.mode`: `{other}` is not one of none, bearer, client-credentials, smart-backend"
+                ));
+            }
+        }
+        if let Some(s) = &self.source {
+            self.source_spec_of(s)?;
+        }
+        if let Some(s) = &self.sink {
+            Self::sink_spec_of(s)?;
+        }
+        Ok(())
+    }
+
+    fn need(&self, name: &str, v: &Option<String>) -> Result<(), String> {
+        match v {
+            Some(s) if !s.trim().is_empty() => Ok(()),
+            _ => Err(format!("setting `{name}`: required for auth mode `{}`", self.fhir.auth.mode)),
+        }
+    }
+
+    fn need_secret(&self) -> Result<(), String> {
+        let a = &self.fhir.auth;
+        if a.secret_env.is_none() && a.secret_file.is_none() {
+            return Err(format!(
+                "setting `fhir.auth.secret_env` or `fhir.auth.secret_file`: required for auth mode `{}` (secrets come only from the environment or a file)",
+                a.mode
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn source_spec(&self) -> Result<SourceSpec, String> {
+        let s = self.source.as_deref().ok_or("setting `source`: required (e.g. --source file:events.ndjson)")?;
+        self.source_spec_of(s)
+    }
+
+    fn source_spec_of(&self, s: &str) -> Result<SourceSpec, String> {
+        if s == "-" || s == "file:-" {
+            Ok(SourceSpec::Stdin)
+        } else if let Some(p) = s.strip_prefix("file:") {
+            if p.is_empty() {
+                return Err("setting `source`: `file:` needs a path".into());
+            }
+            Ok(SourceSpec::File(PathBuf::from(p)))
+        } else if s.starts_with("amqp://") || s.starts_with("amqps://") {
+            Err("setting `source`: the AMQP source is not available in this build yet; use file:PATH or -".into())
+        } else {
+            Err("setting `source`: must be file:PATH, - (stdin) or amqp://…".into())
+        }
+    }
+
+    pub fn sink_spec(&self) -> Result<SinkSpec, String> {
+        let s = self.sink.as_deref().ok_or("setting `sink`: required (e.g. --sink dir:out)")?;
+        Self::sink_spec_of(s)
+    }
+
+    fn sink_spec_of(s: &str) -> Result<SinkSpec, String> {
+        if let Some(p) = s.strip_prefix("dir:") {
+            if p.is_empty() {
+                return Err("setting `sink`: `dir:` needs a path".into());
+            }
+            Ok(SinkSpec::Dir(PathBuf::from(p)))
+        } else if let Some(u) = s.strip_prefix("fhir:") {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err("setting `sink`: `fhir:` needs an http(s) base URL".into());
+            }
+            Ok(SinkSpec::Fhir(u.trim_end_matches('/').to_owned()))
+        } else {
+            Err("setting `sink`: must be dir:PATH or fhir:URL".into())
+        }
+    }
+
+    /// The ledger path: configured, or next to the bundles, or the working directory.
+    pub fn ledger_path(&self) -> PathBuf {
+        if let Some(p) = &self.ledger {
+            return p.clone();
+        }
+        match self.sink_spec() {
+            Ok(SinkSpec::Dir(d)) => d.join("ledger.db"),
+            _ => PathBuf::from("recordbridge-ledger.db"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "sink = \"dir:a\"\nhold_window_hours = 5\n[fhir]\nconcurrency = 3\n").unwrap();
+        let o = Config { sink: Some("dir:b".into()), ..Config::default() };
+        let c = Config::load(Some(&f), &o).unwrap();
+        assert_eq!(c.sink.as_deref(), Some("dir:b"), "flags override the file");
+        assert_eq!(c.hold_window_hours, 5);
+        assert_eq!(c.fhir.concurrency, 3);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[fhir]\nconcurrency = \"many\"\n").unwrap();
+        let e = Config::load(Some(&f), &Config::default()).unwrap_err();
+        assert!(e.contains("fhir.concurrency"), "{e}");
+        std::fs::write(&f, "colour = 1\n").unwrap();
+        let e = Config::load(Some(&f), &Config::default()).unwrap_err();
+        assert!(e.contains("colour"), "{e}");
+        std::fs::write(&f, "[fhir.auth]\nmode = \"bearer\"\n").unwrap();
+        let e = Config::load(Some(&f), &Config::default()).unwrap_err();
+        assert!(e.contains("fhir.auth.secret_env"), "{e}");
+        let o = Config { sink: Some("ftp:x".into()), ..Config::default() };
+        assert!(Config::load(None, &o).unwrap_err().contains("setting `sink`"));
+    }
+}

@@ -1,0 +1,312 @@
+//! The filing rules (ARCHITECTURE §4), pure: (thread state, event, identifiers,
+//! now) → (decisions, new thread state). No I/O, no clock, no randomness.
+//!
+//! Order of the rules for one message, most protective first:
+//! 1. two or more distinct patients in the message → quarantined `multi-patient`;
+//! 2. an NHS-number-shaped number failing its check digit → quarantined `invalid-identifier`;
+//! 3. exactly one patient → filed to it (and held messages of the thread are
+//!    filed to it when it is the thread's first patient);
+//! 4. none: thread has one patient → filed to it; two or more → quarantined
+//!    `ambiguous`; none → held until the thread names its patient or the hold expires.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::event::{ChatEvent, EventKind};
+use crate::identify::thread::{Held, ThreadState};
+use crate::identify::{Found, Identifier};
+
+/// What happened to an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Filed,
+    Held,
+    Quarantined,
+    Ignored,
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Filed => "filed",
+            Outcome::Held => "held",
+            Outcome::Quarantined => "quarantined",
+            Outcome::Ignored => "ignored",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// Reasons, named after the rule that applied (decision line `reason`).
+pub mod reason {
+    pub const AMBIGUOUS: &str = "ambiguous";
+    pub const MULTI_PATIENT: &str = "multi-patient";
+    pub const INVALID_IDENTIFIER: &str = "invalid-identifier";
+    pub const UNKNOWN_PATIENT: &str = "unknown-patient";
+    pub const AMBIGUOUS_PATIENT: &str = "ambiguous-patient";
+    pub const NOT_PATIENT_RELATED: &str = "not-patient-related";
+    pub const MALFORMED: &str = "malformed";
+    pub const EDIT_CHANGES_PATIENT: &str = "edit-changes-patient";
+    pub const TARGET_NOT_FILED: &str = "target-not-filed";
+    pub const REDACTED: &str = "redacted";
+    pub const REACTION: &str = "reaction";
+}
+
+/// What must be written for a filed decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// A Communication for the event (a message, or an edit pointing at the
+    /// edited Communication through `about`).
+    Communication {
+        part_of: Option<String>,
+        in_response_to: Option<String>,
+        about: Option<String>,
+    },
+    /// Mark the target's Communication entered-in-error and remove its payload.
+    Redact { target: String },
+}
+
+/// One decision about one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub event: ChatEvent,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub patient: Option<Identifier>,
+    /// Every valid identifier found in the event itself.
+    pub identifiers: Vec<Identifier>,
+    pub write: Option<Write>,
+}
+
+impl Decision {
+    fn new(event: ChatEvent, outcome: Outcome, reason: Option<&str>, identifiers: Vec<Identifier>) -> Self {
+        Self { event, outcome, reason: reason.map(str::to_owned), patient: None, identifiers, write: None }
+    }
+
+    /// The decision line of ARCHITECTURE §6.
+    pub fn line(&self) -> DecisionLine<'_> {
+        DecisionLine {
+            event_id: &self.event.id,
+            outcome: self.outcome,
+            patient: self.patient.as_ref(),
+            identifiers: &self.identifiers,
+            task: None,
+            reason: self.reason.as_deref(),
+        }
+    }
+}
+
+/// Task summary in a decision line (task detection comes with the Task issue).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TaskLine {
+    pub priority: String,
+    pub status: String,
+}
+
+/// ARCHITECTURE §6 decision line; field order is the documented one.
+#[derive(Debug, Serialize)]
+pub struct DecisionLine<'a> {
+    pub event_id: &'a str,
+    pub outcome: Outcome,
+    pub patient: Option<&'a Identifier>,
+    pub identifiers: &'a [Identifier],
+    pub task: Option<TaskLine>,
+    pub reason: Option<&'a str>,
+}
+
+/// Settings of the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// How long held content is kept waiting for the thread's patient.
+    pub hold_window: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { hold_window: Duration::hours(72) }
+    }
+}
+
+/// The result of deciding one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// In write order: earlier held events released by this one come first.
+    pub decisions: Vec<Decision>,
+    pub state: ThreadState,
+}
+
+/// Drop held events whose window has passed: their content is deleted and
+/// they end `ignored` / `not-patient-related` (rule 8).
+pub fn expire(mut state: ThreadState, now: DateTime<Utc>) -> Step {
+    let mut decisions = Vec::new();
+    if state.held.iter().any(|h| h.expires_at <= now) {
+        let (gone, kept): (Vec<Held>, Vec<Held>) =
+            std::mem::take(&mut state.held).into_iter().partition(|h| h.expires_at <= now);
+        state.held = kept;
+        for h in gone {
+            decisions.push(Decision::new(h.event, Outcome::Ignored, Some(reason::NOT_PATIENT_RELATED), Vec::new()));
+        }
+    }
+    Step { decisions, state }
+}
+
+/// Decide one event of a thread.
+pub fn decide(state: ThreadState, event: ChatEvent, found: Found, now: DateTime<Utc>, policy: &Policy) -> Step {
+    let Step { mut decisions, mut state } = expire(state, now);
+    match event.kind {
+        EventKind::Message => message(&mut state, event, found, now, policy, &mut decisions),
+        EventKind::Edit => edit(&mut state, event, found, now, policy, &mut decisions),
+        EventKind::Redaction => redaction(&mut state, event, &mut decisions),
+        EventKind::Reaction => {
+            decisions.push(Decision::new(event, Outcome::Ignored, Some(reason::REACTION), found.valid));
+        }
+    }
+    Step { decisions, state }
+}
+
+fn message(
+    state: &mut ThreadState,
+    event: ChatEvent,
+    found: Found,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    out: &mut Vec<Decision>,
+) {
+    let had = state.patients.len();
+    let ids = found.valid;
+    if ids.len() >= 2 {
+        for id in &ids {
+            state.add_patient(id);
+        }
+        out.push(Decision::new(event, Outcome::Quarantined, Some(reason::MULTI_PATIENT), ids));
+        after_new_patients(state, had, out);
+        return;
+    }
+    if found.invalid > 0 {
+        out.push(Decision::new(event, Outcome::Quarantined, Some(reason::INVALID_IDENTIFIER), ids));
+        return;
+    }
+    if let Some(id) = ids.first().cloned() {
+        state.add_patient(&id);
+        // The thread's held messages go first: they are earlier and may be the root.
+        after_new_patients(state, had, out);
+        out.push(file(state, event, id, ids, None));
+        return;
+    }
+    match state.patients.len() {
+        0 => {
+            let expires_at = now + policy.hold_window;
+            state.held.push(Held { event: event.clone(), expires_at });
+            out.push(Decision::new(event, Outcome::Held, None, ids));
+        }
+        1 => {
+            let p = state.patients[0].clone();
+            out.push(file(state, event, p, ids, None));
+        }
+        _ => out.push(Decision::new(event, Outcome::Quarantined, Some(reason::AMBIGUOUS), ids)),
+    }
+}
+
+/// After the thread's patients grew from `had`: release held events — filed to
+/// the single patient, or quarantined as ambiguous once there are several.
+fn after_new_patients(state: &mut ThreadState, had: usize, out: &mut Vec<Decision>) {
+    if had != 0 || state.held.is_empty() {
+        return;
+    }
+    let held = std::mem::take(&mut state.held);
+    if state.patients.len() == 1 {
+        let p = state.patients[0].clone();
+        for h in held {
+            match h.event.kind {
+                EventKind::Edit => {
+                    let target = h.event.target.clone().unwrap_or_default();
+                    if state.filed.contains_key(&target) {
+                        out.push(file(state, h.event, p.clone(), Vec::new(), Some(target)));
+                    } else {
+                        out.push(Decision::new(h.event, Outcome::Ignored, Some(reason::TARGET_NOT_FILED), Vec::new()));
+                    }
+                }
+                _ => out.push(file(state, h.event, p.clone(), Vec::new(), None)),
+            }
+        }
+    } else {
+        for h in held {
+            out.push(Decision::new(h.event, Outcome::Quarantined, Some(reason::AMBIGUOUS), Vec::new()));
+        }
+    }
+}
+
+/// File `event` to `patient`, linking it into the thread.
+fn file(state: &mut ThreadState, event: ChatEvent, patient: Identifier, ids: Vec<Identifier>, about: Option<String>) -> Decision {
+    let part_of = state.first_filed.clone().filter(|root| *root != event.id);
+    let in_response_to = event.reply_to.clone().filter(|r| state.filed.contains_key(r));
+    if state.first_filed.is_none() {
+        state.first_filed = Some(event.id.clone());
+    }
+    state.filed.insert(event.id.clone(), patient.clone());
+    let mut d = Decision::new(event, Outcome::Filed, None, ids);
+    d.patient = Some(patient);
+    d.write = Some(Write::Communication { part_of, in_response_to, about });
+    d
+}
+
+fn edit(
+    state: &mut ThreadState,
+    event: ChatEvent,
+    found: Found,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    out: &mut Vec<Decision>,
+) {
+    let target = event.target.clone().unwrap_or_default();
+    let ids = found.valid;
+    if let Some(p) = state.filed.get(&target).cloned() {
+        if ids.iter().any(|id| *id != p) {
+            out.push(Decision::new(event, Outcome::Quarantined, Some(reason::EDIT_CHANGES_PATIENT), ids));
+        } else if found.invalid > 0 {
+            out.push(Decision::new(event, Outcome::Quarantined, Some(reason::INVALID_IDENTIFIER), ids));
+        } else {
+            out.push(file(state, event, p, ids, Some(target)));
+        }
+    } else if state.held.iter().any(|h| h.event.id == target) {
+        // Held with its target; when the thread names its patient the edit
+        // is filed after the message it edits. An edit that itself names a
+        // patient is decided as a message would be.
+        if ids.is_empty() && found.invalid == 0 {
+            let expires_at = now + policy.hold_window;
+            state.held.push(Held { event: event.clone(), expires_at });
+            out.push(Decision::new(event, Outcome::Held, None, ids));
+        } else {
+            out.push(Decision::new(event, Outcome::Quarantined, Some(reason::EDIT_CHANGES_PATIENT), ids));
+        }
+    } else {
+        out.push(Decision::new(event, Outcome::Ignored, Some(reason::TARGET_NOT_FILED), ids));
+    }
+}
+
+fn redaction(state: &mut ThreadState, event: ChatEvent, out: &mut Vec<Decision>) {
+    let target = event.target.clone().unwrap_or_default();
+    if let Some(p) = state.filed.get(&target).cloned() {
+        let mut d = Decision::new(event, Outcome::Filed, None, Vec::new());
+        d.patient = Some(p);
+        d.write = Some(Write::Redact { target });
+        out.push(d);
+    } else if state.held.iter().any(|h| h.event.id == target) {
+        // Redacted before filing: its content (and held edits of it) is deleted.
+        let (gone, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut state.held)
+            .into_iter()
+            .partition(|h| h.event.id == target || h.event.target.as_deref() == Some(target.as_str()));
+        state.held = kept;
+        out.push(Decision::new(event, Outcome::Ignored, Some(reason::REDACTED), Vec::new()));
+        for h in gone {
+            out.push(Decision::new(h.event, Outcome::Ignored, Some(reason::REDACTED), Vec::new()));
+        }
+    } else {
+        out.push(Decision::new(event, Outcome::Ignored, Some(reason::TARGET_NOT_FILED), Vec::new()));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,44 @@
+//! Thread context: what a thread has said about patients so far.
+//!
+//! Serialised to the ledger as JSON (held content is stored separately there,
+//! so that it can be deleted when filed or expired).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Identifier;
+use crate::event::ChatEvent;
+
+/// The state of one thread.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadState {
+    /// Distinct patients named in the thread, in order of first mention.
+    #[serde(default)]
+    pub patients: Vec<Identifier>,
+    /// Event id of the thread's first filed message (`Communication.partOf`).
+    #[serde(default)]
+    pub first_filed: Option<String>,
+    /// Filed messages of the thread: event id → patient (for replies, edits, redactions).
+    #[serde(default)]
+    pub filed: BTreeMap<String, Identifier>,
+    /// Events waiting for the thread to name its patient (not serialised with the state).
+    #[serde(skip)]
+    pub held: Vec<Held>,
+}
+
+/// A held event and when its content must be deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    pub event: ChatEvent,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl ThreadState {
+    pub fn add_patient(&mut self, id: &Identifier) {
+        if !self.patients.contains(id) {
+            self.patients.push(id.clone());
+        }
+    }
+}

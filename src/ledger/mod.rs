@@ -1,0 +1,311 @@
+//! The durable ledger (SQLite via sqlx): events seen (dedup), thread state,
+//! held content with its expiry, quarantine items and outcomes.
+//!
+//! One SQLite transaction per decided event keeps the thread state, held
+//! content, outcomes and quarantine consistent with each other.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::decide::{Decision, Outcome};
+use crate::event::ChatEvent;
+use crate::identify::thread::{Held, ThreadState};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS events (
+    platform TEXT NOT NULL,
+    id TEXT NOT NULL,
+    thread_key TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    patient_system TEXT,
+    patient_value TEXT,
+    decided_at TEXT NOT NULL,
+    PRIMARY KEY (platform, id)
+);
+CREATE TABLE IF NOT EXISTS threads (
+    thread_key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS held (
+    platform TEXT NOT NULL,
+    id TEXT NOT NULL,
+    thread_key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (platform, id)
+);
+CREATE INDEX IF NOT EXISTS held_thread ON held (thread_key, seq);
+CREATE INDEX IF NOT EXISTS held_expiry ON held (expires_at);
+CREATE TABLE IF NOT EXISTS quarantine (
+    qid INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform TEXT NOT NULL,
+    id TEXT NOT NULL,
+    thread_key TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    content TEXT,
+    status TEXT NOT NULL DEFAULT 'open',
+    created_at TEXT NOT NULL,
+    actor TEXT,
+    acted_at TEXT,
+    resolution TEXT
+);
+CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine (status);
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    line TEXT NOT NULL,
+    decided_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"#;
+
+/// A quarantine item as listed (no message text).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuarantineItem {
+    pub qid: i64,
+    pub platform: String,
+    pub event_id: String,
+    pub thread_key: String,
+    pub reason: String,
+    pub status: String,
+    pub created_at: String,
+}
+
+/// Counts by outcome and reason.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    pub by_outcome: Vec<(String, Option<String>, i64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: SqlitePool,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl Ledger {
+    /// Open (creating if missing) the ledger at `path`.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating ledger directory {}", dir.display()))?;
+        }
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("opening ledger {}", path.display()))?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await.context("creating ledger schema")?;
+        Ok(Self { pool })
+    }
+
+    /// The last outcome of an event already seen, if any (dedup).
+    pub async fn seen(&self, platform: &str, id: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query("SELECT outcome FROM events WHERE platform = ? AND id = ?")
+            .bind(platform)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    /// The thread an earlier event belongs to (edits, redactions, reactions).
+    pub async fn thread_of(&self, platform: &str, id: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query("SELECT thread_key FROM events WHERE platform = ? AND id = ?")
+            .bind(platform)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    /// A thread's state with its held events.
+    pub async fn load_thread(&self, key: &str) -> anyhow::Result<ThreadState> {
+        let row = sqlx::query("SELECT state FROM threads WHERE thread_key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        let mut state: ThreadState = match row {
+            Some(r) => serde_json::from_str(&r.get::<String, _>(0)).context("thread state in ledger is corrupt")?,
+            None => ThreadState::default(),
+        };
+        let rows = sqlx::query("SELECT content, expires_at FROM held WHERE thread_key = ? ORDER BY seq")
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await?;
+        for r in rows {
+            let event: ChatEvent = serde_json::from_str(&r.get::<String, _>(0)).context("held content in ledger is corrupt")?;
+            let expires_at = DateTime::parse_from_rfc3339(&r.get::<String, _>(1))?.with_timezone(&Utc);
+            state.held.push(Held { event, expires_at });
+        }
+        Ok(state)
+    }
+
+    /// Durably record a thread's new state and the decisions that produced it.
+    pub async fn commit(&self, key: &str, state: &ThreadState, decisions: &[Decision], now: DateTime<Utc>) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        save_thread(&mut tx, key, state, now).await?;
+        for d in decisions {
+            record_decision(&mut tx, key, d, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Record a malformed input (no content is stored: the reject report has it).
+    pub async fn record_reject(&self, source: &str, reason: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO rejects (source, reason, at) VALUES (?, ?, ?)")
+            .bind(source)
+            .bind(reason)
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Threads with held content past its expiry.
+    pub async fn threads_with_expired_holds(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT thread_key FROM held WHERE expires_at <= ?")
+            .bind(ts(now))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
+    /// Quarantine items, optionally only those with `status`.
+    pub async fn quarantine_list(&self, status: Option<&str>) -> anyhow::Result<Vec<QuarantineItem>> {
+        let rows = sqlx::query(
+            "SELECT qid, platform, id, thread_key, reason, status, created_at FROM quarantine \
+             WHERE (?1 IS NULL OR status = ?1) ORDER BY qid",
+        )
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| QuarantineItem {
+                qid: r.get(0),
+                platform: r.get(1),
+                event_id: r.get(2),
+                thread_key: r.get(3),
+                reason: r.get(4),
+                status: r.get(5),
+                created_at: r.get(6),
+            })
+            .collect())
+    }
+
+    /// Count of events by (outcome, reason).
+    pub async fn counts(&self) -> anyhow::Result<Counts> {
+        let rows = sqlx::query("SELECT outcome, reason, COUNT(*) FROM events GROUP BY outcome, reason ORDER BY outcome, reason")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Counts { by_outcome: rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect() })
+    }
+
+    /// Rows in the held table (for tests and metrics).
+    pub async fn held_count(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM held").fetch_one(&self.pool).await?.get(0))
+    }
+
+    /// Final outcome of every event, in event-id order (for reports and tests).
+    pub async fn outcomes(&self) -> anyhow::Result<Vec<(String, String, Option<String>, Option<String>)>> {
+        let rows = sqlx::query("SELECT id, outcome, reason, patient_value FROM events ORDER BY platform, id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn save_thread(tx: &mut Transaction<'_, Sqlite>, key: &str, state: &ThreadState, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let json = serde_json::to_string(state)?;
+    sqlx::query(
+        "INSERT INTO threads (thread_key, state, updated_at) VALUES (?, ?, ?) \
+         ON CONFLICT(thread_key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(key)
+    .bind(json)
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    // Held content mirrors the state: what is no longer held is deleted.
+    sqlx::query("DELETE FROM held WHERE thread_key = ?").bind(key).execute(&mut **tx).await?;
+    for (i, h) in state.held.iter().enumerate() {
+        sqlx::query("INSERT OR REPLACE INTO held (platform, id, thread_key, seq, content, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&h.event.platform)
+            .bind(&h.event.id)
+            .bind(key)
+            .bind(i as i64)
+            .bind(serde_json::to_string(&h.event)?)
+            .bind(ts(h.expires_at))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn record_decision(tx: &mut Transaction<'_, Sqlite>, key: &str, d: &Decision, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let e = &d.event;
+    sqlx::query(
+        "INSERT INTO events (platform, id, thread_key, outcome, reason, patient_system, patient_value, decided_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(platform, id) DO UPDATE SET outcome = excluded.outcome, \
+         reason = excluded.reason, patient_system = excluded.patient_system, patient_value = excluded.patient_value, \
+         decided_at = excluded.decided_at",
+    )
+    .bind(&e.platform)
+    .bind(&e.id)
+    .bind(key)
+    .bind(d.outcome.as_str())
+    .bind(d.reason.as_deref())
+    .bind(d.patient.as_ref().map(|p| p.system.as_str()))
+    .bind(d.patient.as_ref().map(|p| p.value.as_str()))
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO decisions (platform, event_id, line, decided_at) VALUES (?, ?, ?, ?)")
+        .bind(&e.platform)
+        .bind(&e.id)
+        .bind(serde_json::to_string(&d.line())?)
+        .bind(ts(now))
+        .execute(&mut **tx)
+        .await?;
+    if d.outcome == Outcome::Quarantined {
+        sqlx::query("INSERT INTO quarantine (platform, id, thread_key, reason, content, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&e.platform)
+            .bind(&e.id)
+            .bind(key)
+            .bind(d.reason.as_deref().unwrap_or("unspecified"))
+            .bind(serde_json::to_string(e)?)
+            .bind(ts(now))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! recordbridge: files clinical chat into the patient record as FHIR R4.
+//!
+//! See `ARCHITECTURE.md` (shared) for the pipeline. The decision core
+//! ([`identify`], [`decide`], [`record`]) is pure; sources, the ledger and
+//! sinks are the I/O shell.
+
+pub mod config;
+pub mod decide;
+pub mod event;
+pub mod identify;
+pub mod ledger;
+pub mod ops;
+pub mod record;
+pub mod run;
+pub mod sink;
+pub mod source;

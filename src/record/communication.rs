@@ -1,0 +1,89 @@
+//! Communication for a filed chat message (ARCHITECTURE §5).
+
+use fhir_sdk::r4b::codes::EventStatus;
+use fhir_sdk::r4b::resources::{Communication, CommunicationPayload, CommunicationPayloadContent};
+use fhir_sdk::r4b::types::Attachment;
+
+use super::{RecordCtx, communication_ref, date_time, identifier, logical_ref, patient_ref, reference, user_system, chat_urn, URI_SYSTEM};
+use crate::decide::Decision;
+use crate::identify::Identifier;
+
+/// Links of a Communication into its thread.
+pub struct Links<'a> {
+    pub part_of: Option<&'a str>,
+    pub in_response_to: Option<&'a str>,
+    pub about: Option<&'a str>,
+}
+
+fn subject(ctx: &RecordCtx<'_>, p: &Identifier) -> fhir_sdk::r4b::types::Reference {
+    match ctx.patient_ref {
+        Some(r) => reference(r),
+        None => reference(patient_ref(p)),
+    }
+}
+
+/// The Communication of a filed message or edit.
+pub fn communication(d: &Decision, patient: &Identifier, links: &Links<'_>, ctx: &RecordCtx<'_>) -> Communication {
+    let e = &d.event;
+    let platform = &e.platform;
+    let mut payload = Vec::new();
+    if let Some(text) = e.text.as_deref().filter(|t| !t.is_empty()) {
+        payload.push(Some(
+            CommunicationPayload::builder()
+                .content(CommunicationPayloadContent::String(text.to_owned()))
+                .build()
+                .expect("payload content set"),
+        ));
+    }
+    for a in &e.attachments {
+        let mut att = Attachment::builder().build().expect("attachment has no required fields");
+        att.content_type = a.content_type.clone();
+        att.url = a.url.clone();
+        att.title = a.name.clone();
+        att.size = a.size.and_then(|s| u32::try_from(s).ok());
+        payload.push(Some(
+            CommunicationPayload::builder()
+                .content(CommunicationPayloadContent::Attachment(att))
+                .build()
+                .expect("payload content set"),
+        ));
+    }
+    let users = user_system(platform);
+    let recipients = e
+        .mentions
+        .iter()
+        .map(|m| Some(logical_ref("Practitioner", &users, m, None)))
+        .collect::<Vec<_>>();
+    let mut c = Communication::builder()
+        .identifier(vec![Some(identifier(URI_SYSTEM, &chat_urn(platform, &e.id)))])
+        .status(EventStatus::Completed)
+        .subject(subject(ctx, patient))
+        .sent(date_time(e.sent_at))
+        .sender(logical_ref("Practitioner", &users, &e.sender, e.sender_name.as_deref()))
+        .recipient(recipients)
+        .payload(payload)
+        .build()
+        .expect("status set");
+    if let Some(p) = links.part_of {
+        c.part_of = vec![Some(reference(communication_ref(platform, p)))];
+    }
+    if let Some(r) = links.in_response_to {
+        c.in_response_to = vec![Some(reference(communication_ref(platform, r)))];
+    }
+    if let Some(a) = links.about {
+        c.about = vec![Some(reference(communication_ref(platform, a)))];
+    }
+    c
+}
+
+/// The replacement Communication of a redacted message: entered-in-error,
+/// no payload. `target` is the redacted event's id.
+pub fn redacted(d: &Decision, target: &str, patient: &Identifier, ctx: &RecordCtx<'_>) -> Communication {
+    let platform = &d.event.platform;
+    Communication::builder()
+        .identifier(vec![Some(identifier(URI_SYSTEM, &chat_urn(platform, target)))])
+        .status(EventStatus::EnteredInError)
+        .subject(subject(ctx, patient))
+        .build()
+        .expect("status set")
+}

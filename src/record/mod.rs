@@ -1,0 +1,97 @@
+//! FHIR R4 resources for decided events (pure): Communication + Provenance in
+//! one transaction Bundle per filed decision. Built with fhir-sdk's R4B models,
+//! which serialise to JSON an R4 server accepts for these resources.
+
+pub mod bundle;
+pub mod communication;
+pub mod provenance;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use fhir_sdk::r4b::types::{Identifier as FhirIdentifier, Reference};
+use fhir_sdk::{DateTime as FhirDateTime, Instant};
+use sha2::{Digest, Sha256};
+
+use crate::identify::Identifier;
+
+pub use bundle::bundle;
+
+/// Identifier system of chat event identifiers on resources.
+pub const URI_SYSTEM: &str = "urn:ietf:rfc:3986";
+
+/// Facts from the shell that the pure record step needs.
+#[derive(Debug, Clone)]
+pub struct RecordCtx<'a> {
+    /// When the decision was made (`Provenance.recorded`).
+    pub now: DateTime<Utc>,
+    /// Resolved `Patient/<id>` for the decision's patient, if a server resolved it;
+    /// otherwise a conditional reference on the identifier is used.
+    pub patient_ref: Option<&'a str>,
+    /// The bridge's device name for Provenance agents.
+    pub device: &'a str,
+}
+
+/// `urn:chat:<platform>:<id>`: the Communication identifier value of an event.
+pub fn chat_urn(platform: &str, id: &str) -> String {
+    format!("urn:chat:{platform}:{id}")
+}
+
+/// Conditional reference to the Communication of a chat event.
+pub fn communication_ref(platform: &str, id: &str) -> String {
+    format!("Communication?identifier={URI_SYSTEM}|{}", chat_urn(platform, id))
+}
+
+/// Conditional reference to a patient by identifier.
+pub fn patient_ref(p: &Identifier) -> String {
+    format!("Patient?identifier={}|{}", p.system, p.value)
+}
+
+/// A deterministic FHIR id (≤ 64 chars) for a resource derived from an event key.
+pub fn derived_id(prefix: &str, key: &str) -> String {
+    let h = Sha256::digest(key.as_bytes());
+    let hex: String = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}-{hex}")
+}
+
+/// Deterministic `urn:uuid:` for bundle-internal references.
+pub fn urn_uuid(key: &str) -> String {
+    format!("urn:uuid:{}", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()))
+}
+
+pub(crate) fn reference(r: impl Into<String>) -> Reference {
+    Reference::builder().reference(r.into()).build().expect("reference has no required fields")
+}
+
+pub(crate) fn identifier(system: &str, value: &str) -> FhirIdentifier {
+    FhirIdentifier::builder()
+        .system(system.to_owned())
+        .value(value.to_owned())
+        .build()
+        .expect("identifier has no required fields")
+}
+
+/// A logical reference to a person/device by identifier, with type and display.
+pub(crate) fn logical_ref(kind: &str, system: &str, value: &str, display: Option<&str>) -> Reference {
+    let mut r = Reference::builder()
+        .r#type(kind.to_owned())
+        .identifier(identifier(system, value))
+        .build()
+        .expect("reference has no required fields");
+    if let Some(d) = display {
+        r.display = Some(d.to_owned());
+    }
+    r
+}
+
+pub(crate) fn instant(t: DateTime<Utc>) -> Instant {
+    let s = t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    serde_json::from_value(serde_json::Value::String(s)).expect("RFC 3339 from chrono parses as FHIR instant")
+}
+
+pub(crate) fn date_time(t: DateTime<chrono::FixedOffset>) -> FhirDateTime {
+    FhirDateTime::DateTime(instant(t.with_timezone(&Utc)))
+}
+
+/// Identifier system for chat user ids of a platform.
+pub(crate) fn user_system(platform: &str) -> String {
+    format!("urn:chat:{platform}:user")
+}
