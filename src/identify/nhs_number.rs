@@ -263,7 +263,11 @@ mod tests {
     /// The single candidate in `text`; panics if there is not exactly one.
     fn single(text: &str) -> NhsCandidate {
         let found = find_candidates(text);
-        assert_eq!(found.len(), 1, "expected one candidate in {text:?}, got {found:?}");
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one candidate in {text:?}, got {found:?}"
+        );
         found.into_iter().next().unwrap()
     }
 
@@ -272,14 +276,23 @@ mod tests {
         let c = single(text);
         assert_eq!(c.digits, VALID, "in {text:?}");
         assert!(c.valid, "in {text:?}");
-        let start = text.find(written).expect("test text contains the written form");
-        assert_eq!((c.start, c.end), (start, start + written.len()), "in {text:?}");
+        let start = text
+            .find(written)
+            .expect("test text contains the written form");
+        assert_eq!(
+            (c.start, c.end),
+            (start, start + written.len()),
+            "in {text:?}"
+        );
         assert_eq!(&text[c.start..c.end], written);
     }
 
     fn assert_none(text: &str) {
         let found = find_candidates(text);
-        assert!(found.is_empty(), "expected no candidate in {text:?}, got {found:?}");
+        assert!(
+            found.is_empty(),
+            "expected no candidate in {text:?}, got {found:?}"
+        );
     }
 
     // ---------------------------------------------------------------- is_valid
@@ -322,9 +335,14 @@ mod tests {
     #[test]
     fn is_valid_rejects_wrong_length_and_non_digits() {
         for s in [
-            "", "943476591", "94347659190", "943 476 5919", "943476591a", "a434765919",
+            "",
+            "943476591",
+            "94347659190",
+            "943 476 5919",
+            "943476591a",
+            "a434765919",
             "９４３４７６５９１９", // full-width digits
-            "٩٤٣٤٧٦٥٩١٩",          // Arabic-Indic digits
+            "٩٤٣٤٧٦٥٩١٩",           // Arabic-Indic digits
         ] {
             assert!(!is_valid(s), "{s:?}");
         }
@@ -340,7 +358,14 @@ mod tests {
 
     #[test]
     fn mask_hides_anything_that_is_not_ten_ascii_digits() {
-        for s in ["", "943476591", "94347659190", "943 476 5919", "abcdefghij", "٩٤٣٤٧٦٥٩١٩"] {
+        for s in [
+            "",
+            "943476591",
+            "94347659190",
+            "943 476 5919",
+            "abcdefghij",
+            "٩٤٣٤٧٦٥٩١٩",
+        ] {
             assert_eq!(mask(s), "***", "{s:?}");
         }
     }
@@ -445,7 +470,11 @@ mod tests {
         let digits: Vec<_> = found.iter().map(|c| (c.digits.as_str(), c.valid)).collect();
         assert_eq!(
             digits,
-            [("9434765918", false), ("9434765919", true), ("9876543210", true)]
+            [
+                ("9434765918", false),
+                ("9434765919", true),
+                ("9876543210", true)
+            ]
         );
         assert!(found.windows(2).all(|w| w[0].end <= w[1].start));
     }
@@ -500,7 +529,13 @@ mod tests {
 
     #[test]
     fn rejects_wrong_group_sizes() {
-        for s in ["9434 765 919", "94 34765919", "9434765 919", "943 476 59 19", "9434 765919"] {
+        for s in [
+            "9434 765 919",
+            "94 34765919",
+            "9434765 919",
+            "943 476 59 19",
+            "9434 765919",
+        ] {
             assert_none(s);
         }
     }
@@ -572,7 +607,12 @@ mod tests {
 
     #[test]
     fn never_returns_all_identical_digits() {
-        for s in ["0000000000", "4444444444", "444 444 4444", "NHS: 999-999-9999"] {
+        for s in [
+            "0000000000",
+            "4444444444",
+            "444 444 4444",
+            "NHS: 999-999-9999",
+        ] {
             assert_none(s);
         }
     }
@@ -608,8 +648,9 @@ mod tests {
 
     /// A valid, not all-identical, NHS number.
     fn valid_number() -> impl Strategy<Value = String> {
-        proptest::collection::vec(0u32..10, 9)
-            .prop_filter_map("check digit 10 or all-identical", |ds| {
+        proptest::collection::vec(0u32..10, 9).prop_filter_map(
+            "check digit 10 or all-identical",
+            |ds| {
                 let sum: u32 = ds.iter().zip((2..=10u32).rev()).map(|(d, w)| d * w).sum();
                 let check = match 11 - sum % 11 {
                     11 => 0,
@@ -622,8 +663,13 @@ mod tests {
                     .map(|&d| char::from_digit(d, 10).unwrap())
                     .collect();
                 let first = s.as_bytes()[0];
-                if s.bytes().all(|b| b == first) { None } else { Some(s) }
-            })
+                if s.bytes().all(|b| b == first) {
+                    None
+                } else {
+                    Some(s)
+                }
+            },
+        )
     }
 
     /// A 1-2 character separator.
@@ -664,8 +710,18 @@ mod tests {
     /// it (not glue, not a separator).
     fn boundary() -> impl Strategy<Value = char> {
         prop_oneof![
-            Just(' '), Just('\u{a0}'), Just('('), Just(')'), Just(':'), Just(','),
-            Just(';'), Just('\n'), Just('\t'), Just('"'), Just('!'), Just('?')
+            Just(' '),
+            Just('\u{a0}'),
+            Just('('),
+            Just(')'),
+            Just(':'),
+            Just(','),
+            Just(';'),
+            Just('\n'),
+            Just('\t'),
+            Just('"'),
+            Just('!'),
+            Just('?')
         ]
     }
 

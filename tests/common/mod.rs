@@ -1,0 +1,83 @@
+//! Shared helpers for black-box tests: run the real binary.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_recordbridge"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    // Tests must not pick up a developer's environment.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RECORDBRIDGE_") && !k.starts_with("RECORDBRIDGE_TEST") {
+            c.env_remove(k);
+        }
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = bin().args(args).output().expect("binary runs");
+    assert!(out.status.success(), "recordbridge {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Expected final decision per event id: (outcome, reason, patient value).
+pub fn expected() -> HashMap<String, (String, Option<String>, Option<String>)> {
+    let text = std::fs::read_to_string(fixture("expected-decisions.ndjson")).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["event_id"].as_str().unwrap().to_owned(),
+                (
+                    v["outcome"].as_str().unwrap().to_owned(),
+                    v["reason"].as_str().map(str::to_owned),
+                    v["patient"]["value"].as_str().map(str::to_owned),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Last decision line per event id from `--dry-run` output.
+pub fn final_decisions(stdout: &[u8]) -> HashMap<String, (String, Option<String>, Option<String>)> {
+    let mut m = HashMap::new();
+    for l in String::from_utf8_lossy(stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("decision line is not JSON ({e}): {l}"));
+        m.insert(
+            v["event_id"].as_str().unwrap_or("").to_owned(),
+            (
+                v["outcome"].as_str().unwrap().to_owned(),
+                v["reason"].as_str().map(str::to_owned),
+                v["patient"]["value"].as_str().map(str::to_owned),
+            ),
+        );
+    }
+    m
+}
+
+/// Bundle files in a sink directory, in name order.
+pub fn bundles(dir: &Path) -> Vec<serde_json::Value> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names.iter().map(|n| serde_json::from_slice(&std::fs::read(dir.join(n)).unwrap()).unwrap()).collect()
+}
+
+/// The Communication of a bundle (first entry) and its chat event id.
+pub fn communication(b: &serde_json::Value) -> (&serde_json::Value, String) {
+    let c = &b["entry"][0]["resource"];
+    assert_eq!(c["resourceType"], "Communication");
+    let urn = c["identifier"][0]["value"].as_str().unwrap();
+    (c, urn.rsplit(':').next().unwrap().to_owned())
+}
