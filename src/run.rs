@@ -1,21 +1,34 @@
 //! The imperative shell of a run: source → parse → dedup → identify → decide →
-//! record → sink → commit. One event at a time per thread.
+//! (resolve) → record → sink → commit.
+//!
+//! Events are routed to workers by thread key: one worker decides and writes
+//! a thread's events in order, different threads run concurrently (bounded by
+//! `fhir.concurrency` for the FHIR sink; one worker for the bundle directory,
+//! so file names follow input order). An event is committed to the ledger only
+//! after its writes succeeded, so a run stopped at any point (crash, signal,
+//! FHIR server down beyond the retry limit) loses nothing: the next run over
+//! the same input redoes the uncommitted events, and conditional creates make
+//! the repeated writes change nothing.
 
+use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, SinkSpec, SourceSpec};
-use crate::decide::{self, Decision, Outcome, Policy};
+use crate::decide::{self, Decision, Outcome, Policy, reason};
 use crate::event::{self, ChatEvent, EventKind};
 use crate::identify::Identify;
 use crate::ledger::Ledger;
 use crate::record::{self, RecordCtx};
 use crate::sink::WriteError;
 use crate::sink::dir::DirSink;
+use crate::sink::fhir::{FhirSink, Resolution};
 use crate::source::{self, Delivery};
 
 /// What a run did, by count.
@@ -45,25 +58,27 @@ impl Summary {
 
 enum Output {
     /// Print decision lines, write nothing.
-    DryRun(std::io::BufWriter<std::io::Stdout>),
-    Dir { sink: DirSink, rejects: RejectReport },
+    DryRun(Mutex<std::io::BufWriter<std::io::Stdout>>),
+    Dir(DirSink),
+    Fhir(FhirSink),
 }
 
 /// Reject report: one JSON line per malformed input, with its position, reason and raw content.
 struct RejectReport {
-    path: PathBuf,
+    path: Option<PathBuf>,
     file: Option<std::fs::File>,
 }
 
 impl RejectReport {
     fn write(&mut self, source: &str, line: u64, reason: &str, raw: Option<&str>) -> anyhow::Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
         if self.file.is_none() {
             self.file = Some(
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&self.path)
-                    .with_context(|| format!("opening reject report {}", self.path.display()))?,
+                    .open(path)
+                    .with_context(|| format!("opening reject report {}", path.display()))?,
             );
         }
         let f = self.file.as_mut().expect("opened");
@@ -74,15 +89,21 @@ impl RejectReport {
     }
 }
 
-/// A run over a file or stdin.
-pub struct Run {
+struct Shared {
     cfg: Config,
     ledger: Ledger,
     identify: Identify,
     policy: Policy,
     out: Output,
+    rejects: Mutex<RejectReport>,
+    summary: Mutex<Summary>,
     source_name: String,
-    pub summary: Summary,
+}
+
+/// A run over a file or stdin.
+pub struct Run {
+    shared: Arc<Shared>,
+    workers: usize,
     _dry_dir: Option<tempfile::TempDir>,
 }
 
@@ -97,7 +118,10 @@ impl Run {
     pub async fn new(cfg: Config, dry_run: bool) -> anyhow::Result<Self> {
         let identify = load_identify(&cfg)?;
         let policy = Policy { hold_window: chrono::Duration::hours(i64::from(cfg.hold_window_hours)) };
+        let sink = cfg.sink_spec().map_err(anyhow::Error::msg)?;
         let ledger_path = cfg.ledger_path();
+        let mut workers = 1;
+        let mut reject_path = None;
         let (ledger, out, dry_dir) = if dry_run {
             // Continue from the real ledger's state without changing it: work on a copy.
             let tmp = tempfile::tempdir()?;
@@ -111,14 +135,18 @@ impl Run {
                     }
                 }
             }
-            (Ledger::open(&copy).await?, Output::DryRun(std::io::BufWriter::new(std::io::stdout())), Some(tmp))
+            (Ledger::open(&copy).await?, Output::DryRun(Mutex::new(std::io::BufWriter::new(std::io::stdout()))), Some(tmp))
         } else {
-            let out = match cfg.sink_spec().map_err(anyhow::Error::msg)? {
+            let out = match &sink {
                 SinkSpec::Dir(d) => {
-                    let sink = DirSink::open(&d)?;
-                    Output::Dir { rejects: RejectReport { path: d.join("rejected.ndjson"), file: None }, sink }
+                    reject_path = Some(d.join("rejected.ndjson"));
+                    Output::Dir(DirSink::open(d)?)
                 }
-                SinkSpec::Fhir(_) => anyhow::bail!("setting `sink`: the FHIR sink is not available in this build yet"),
+                SinkSpec::Fhir(url) => {
+                    workers = cfg.fhir.concurrency;
+                    reject_path = Some(cfg.ledger_path().with_extension("rejected.ndjson"));
+                    Output::Fhir(FhirSink::new(url, &cfg.fhir)?)
+                }
             };
             (Ledger::open(&ledger_path).await?, out, None)
         };
@@ -126,121 +154,263 @@ impl Run {
             SourceSpec::File(p) => p.display().to_string(),
             SourceSpec::Stdin => "-".to_owned(),
         };
-        Ok(Self { cfg, ledger, identify, policy, out, source_name, summary: Summary::default(), _dry_dir: dry_dir })
+        let shared = Shared {
+            cfg,
+            ledger,
+            identify,
+            policy,
+            out,
+            rejects: Mutex::new(RejectReport { path: reject_path, file: None }),
+            summary: Mutex::new(Summary::default()),
+            source_name,
+        };
+        Ok(Self { shared: Arc::new(shared), workers, _dry_dir: dry_dir })
     }
 
-    /// Process the whole source.
-    pub async fn run(mut self) -> anyhow::Result<Summary> {
-        let path = match self.cfg.source_spec().map_err(anyhow::Error::msg)? {
+    /// Process the whole source (or until interrupted, finishing in-flight events).
+    pub async fn run(self) -> anyhow::Result<Summary> {
+        let sh = self.shared.clone();
+        let path = match sh.cfg.source_spec().map_err(anyhow::Error::msg)? {
             SourceSpec::File(p) => Some(p),
             SourceSpec::Stdin => None,
         };
         let mut rx = source::file::spawn(path.as_deref())?;
-        self.sweep(Utc::now()).await?;
-        while let Some(d) = rx.recv().await {
-            self.one(d).await?;
-        }
-        self.sweep(Utc::now()).await?;
-        if let Output::DryRun(w) = &mut self.out {
-            w.flush()?;
-        }
-        self.ledger.close().await;
-        info!(
-            read = self.summary.read, rejected = self.summary.rejected, duplicates = self.summary.duplicates,
-            filed = self.summary.filed, held = self.summary.held, quarantined = self.summary.quarantined,
-            ignored = self.summary.ignored, bundles = self.summary.bundles, "run finished"
-        );
-        Ok(self.summary)
-    }
+        sweep(&sh, Utc::now()).await?;
 
-    async fn one(&mut self, d: Delivery) -> anyhow::Result<()> {
-        self.summary.read += 1;
-        let now = Utc::now();
-        let parsed = d.body.as_deref().map_err(|e| e.clone()).and_then(|s| {
-            event::parse_event(s, &self.cfg.platform).map_err(|e| e.to_string())
-        });
-        let ev = match parsed {
-            Ok(ev) => ev,
-            Err(reason) => return self.reject(&d, &reason, now).await,
-        };
-        if self.ledger.seen(&ev.platform, &ev.id).await?.is_some() {
-            self.summary.duplicates += 1;
-            debug!(event_id = %ev.id, "duplicate event: already decided");
-            return Ok(());
-        }
-        self.decide(ev, now).await
-    }
-
-    async fn reject(&mut self, d: &Delivery, reason: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
-        self.summary.rejected += 1;
-        warn!(line = d.seq, source = %self.source_name, reason, "rejected malformed event");
-        let id = d.body.as_ref().ok().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-            .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
-        match &mut self.out {
-            Output::DryRun(w) => {
-                let line = serde_json::json!({"event_id": id, "outcome": "rejected", "patient": null,
-                    "identifiers": [], "task": null, "reason": decide::reason::MALFORMED});
-                writeln!(w, "{line}")?;
-            }
-            Output::Dir { rejects, .. } => {
-                rejects.write(&self.source_name, d.seq, reason, d.body.as_deref().ok())?;
-            }
-        }
-        self.ledger.record_reject(&format!("{}:{}", self.source_name, d.seq), reason, now).await
-    }
-
-    async fn thread_key(&self, ev: &ChatEvent) -> anyhow::Result<String> {
-        if ev.kind != EventKind::Message {
-            if let Some(t) = &ev.target {
-                if let Some(k) = self.ledger.thread_of(&ev.platform, t).await? {
-                    return Ok(k);
-                }
-            }
-        }
-        Ok(ev.thread_key())
-    }
-
-    async fn decide(&mut self, ev: ChatEvent, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let key = self.thread_key(&ev).await?;
-        let state = self.ledger.load_thread(&key).await?;
-        let found = self.identify.find(&ev);
-        let step = decide::decide(state, ev, found, now, &self.policy);
-        self.apply(&key, step, now).await
-    }
-
-    async fn apply(&mut self, key: &str, step: decide::Step, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let ctx = RecordCtx { now, patient_ref: None, device: &self.cfg.device };
-        for d in &step.decisions {
-            self.summary.count(d);
-            debug!(event_id = %d.event.id, outcome = d.outcome.as_str(), reason = d.reason.as_deref(), "decided");
-            match &mut self.out {
-                Output::DryRun(w) => {
-                    serde_json::to_writer(&mut *w, &d.line())?;
-                    w.write_all(b"\n")?;
-                }
-                Output::Dir { sink, .. } => {
-                    if let Some(b) = record::bundle(d, &ctx) {
-                        let body = serde_json::to_vec(&b)?;
-                        match sink.write(&body) {
-                            Ok(_) => self.summary.bundles += 1,
-                            Err(WriteError::Fatal(e) | WriteError::Retryable(e) | WriteError::Rejected(e)) => {
-                                anyhow::bail!("bundle directory sink failed: {e}")
-                            }
-                        }
+        let mut senders = Vec::with_capacity(self.workers);
+        let mut handles = Vec::with_capacity(self.workers);
+        for _ in 0..self.workers {
+            let (tx, mut wrx) = mpsc::channel::<(ChatEvent, String)>(64);
+            senders.push(tx);
+            let sh = sh.clone();
+            handles.push(tokio::spawn(async move {
+                while let Some((ev, key)) = wrx.recv().await {
+                    if let Err(e) = one(&sh, ev, &key).await {
+                        // Stop taking work; what is uncommitted is redone next run.
+                        wrx.close();
+                        return Err(e);
                     }
                 }
+                Ok::<(), anyhow::Error>(())
+            }));
+        }
+
+        let mut interrupted = false;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            let d = tokio::select! {
+                d = rx.recv() => d,
+                () = &mut shutdown => { interrupted = true; None }
+            };
+            let Some(d) = d else { break };
+            sh.summary.lock().expect("summary lock").read += 1;
+            let Some((ev, key)) = dispatch(&sh, &d).await? else { continue };
+            let idx = worker_of(&key, senders.len());
+            if senders[idx].send((ev, key)).await.is_err() {
+                break; // that worker failed; its error is reported below
             }
         }
-        self.ledger.commit(key, &step.state, &step.decisions, now).await
-    }
-
-    /// Expire held content past its window in every thread.
-    async fn sweep(&mut self, now: DateTime<Utc>) -> anyhow::Result<()> {
-        for key in self.ledger.threads_with_expired_holds(now).await? {
-            let state = self.ledger.load_thread(&key).await?;
-            let step = decide::expire(state, now);
-            self.apply(&key, step, now).await?;
+        drop(senders);
+        let mut first_err = None;
+        for h in handles {
+            if let Err(e) = h.await.context("worker panicked")? {
+                first_err.get_or_insert(e);
+            }
         }
-        Ok(())
+        if let Some(e) = first_err {
+            sh.ledger.close().await;
+            return Err(e);
+        }
+        sweep(&sh, Utc::now()).await?;
+        if let Output::DryRun(w) = &sh.out {
+            w.lock().expect("stdout lock").flush()?;
+        }
+        sh.ledger.close().await;
+        let s = sh.summary.lock().expect("summary lock").clone();
+        info!(
+            read = s.read, rejected = s.rejected, duplicates = s.duplicates, filed = s.filed, held = s.held,
+            quarantined = s.quarantined, ignored = s.ignored, bundles = s.bundles, interrupted, "run finished"
+        );
+        Ok(s)
     }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    info!("shutdown requested: finishing events in flight");
+}
+
+fn worker_of(key: &str, n: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % n as u64) as usize
+}
+
+/// Parse a delivery and find its thread; malformed input is rejected here.
+async fn dispatch(sh: &Shared, d: &Delivery) -> anyhow::Result<Option<(ChatEvent, String)>> {
+    let parsed = d
+        .body
+        .as_deref()
+        .map_err(|e| e.clone())
+        .and_then(|s| event::parse_event(s, &sh.cfg.platform).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(ev) => {
+            let key = thread_key(sh, &ev).await?;
+            Ok(Some((ev, key)))
+        }
+        Err(reason) => {
+            reject(sh, d, &reason, Utc::now()).await?;
+            Ok(None)
+        }
+    }
+}
+
+async fn reject(sh: &Shared, d: &Delivery, why: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    sh.summary.lock().expect("summary lock").rejected += 1;
+    warn!(line = d.seq, source = %sh.source_name, reason = why, "rejected malformed event");
+    if let Output::DryRun(w) = &sh.out {
+        let id = d
+            .body
+            .as_ref()
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+        let line = serde_json::json!({"event_id": id, "outcome": "rejected", "patient": null,
+            "identifiers": [], "task": null, "reason": reason::MALFORMED});
+        writeln!(w.lock().expect("stdout lock"), "{line}")?;
+    } else {
+        sh.rejects.lock().expect("reject lock").write(&sh.source_name, d.seq, why, d.body.as_deref().ok())?;
+    }
+    sh.ledger.record_reject(&format!("{}:{}", sh.source_name, d.seq), why, now).await
+}
+
+async fn thread_key(sh: &Shared, ev: &ChatEvent) -> anyhow::Result<String> {
+    if ev.kind != EventKind::Message {
+        if let Some(t) = &ev.target {
+            if let Some(k) = sh.ledger.thread_of(&ev.platform, t).await? {
+                return Ok(k);
+            }
+        }
+    }
+    Ok(ev.thread_key())
+}
+
+/// Decide, write and commit one event.
+async fn one(sh: &Shared, ev: ChatEvent, key: &str) -> anyhow::Result<()> {
+    if sh.ledger.seen(&ev.platform, &ev.id).await?.is_some() {
+        sh.summary.lock().expect("summary lock").duplicates += 1;
+        debug!(event_id = %ev.id, "duplicate event: already decided");
+        return Ok(());
+    }
+    let now = Utc::now();
+    let state = sh.ledger.load_thread(key).await?;
+    let found = sh.identify.find(&ev);
+    let step = decide::decide(state, ev, found, now, &sh.policy);
+    apply(sh, key, step, now).await
+}
+
+/// Write a step's decisions in order, then commit them with the new state.
+async fn apply(sh: &Shared, key: &str, mut step: decide::Step, now: DateTime<Utc>) -> anyhow::Result<()> {
+    for d in &mut step.decisions {
+        if d.outcome == Outcome::Filed {
+            write(sh, d, now).await?;
+            if d.outcome != Outcome::Filed {
+                step.state.unfile(&d.event.id);
+            }
+        }
+        debug!(event_id = %d.event.id, thread = key, outcome = d.outcome.as_str(), reason = d.reason.as_deref(), "decided");
+        if let Output::DryRun(w) = &sh.out {
+            let mut w = w.lock().expect("stdout lock");
+            serde_json::to_writer(&mut *w, &d.line())?;
+            w.write_all(b"\n")?;
+        }
+    }
+    sh.ledger.commit(key, &step.state, &step.decisions, now).await?;
+    let mut s = sh.summary.lock().expect("summary lock");
+    for d in &step.decisions {
+        s.count(d);
+    }
+    Ok(())
+}
+
+/// Write one filed decision; may turn it into a quarantine (rule 7) or a reject (4xx).
+async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let device = &sh.cfg.device;
+    match &sh.out {
+        Output::DryRun(_) => Ok(()),
+        Output::Dir(sink) => {
+            let ctx = RecordCtx { now, patient_ref: None, device };
+            if let Some(b) = record::bundle(d, &ctx) {
+                sink.write(&serde_json::to_vec(&b)?).map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}"))?;
+                sh.summary.lock().expect("summary lock").bundles += 1;
+            }
+            Ok(())
+        }
+        Output::Fhir(sink) => {
+            let mut patient_ref = None;
+            if sh.cfg.fhir.resolve_patients {
+                let Some(p) = d.patient.clone() else { return Ok(()) };
+                match sink.resolve(&p).await {
+                    Ok(Resolution::Found(r)) => patient_ref = Some(r),
+                    Ok(Resolution::Unknown) => return Ok(quarantine(d, reason::UNKNOWN_PATIENT)),
+                    Ok(Resolution::Ambiguous) => return Ok(quarantine(d, reason::AMBIGUOUS_PATIENT)),
+                    Err(e) => return fail(d, e),
+                }
+            }
+            let ctx = RecordCtx { now, patient_ref: patient_ref.as_deref(), device };
+            let Some(b) = record::bundle(d, &ctx) else { return Ok(()) };
+            match sink.write(&serde_json::to_vec(&b)?).await {
+                Ok(resources) => {
+                    debug!(event_id = %d.event.id, resources = resources.len(), "written");
+                    sh.summary.lock().expect("summary lock").bundles += 1;
+                    Ok(())
+                }
+                Err(e) => fail(d, e),
+            }
+        }
+    }
+}
+
+fn quarantine(d: &mut Decision, why: &str) {
+    d.outcome = Outcome::Quarantined;
+    d.reason = Some(why.to_owned());
+    d.write = None;
+}
+
+fn fail(d: &mut Decision, e: WriteError) -> anyhow::Result<()> {
+    match e {
+        WriteError::Rejected(why) => {
+            warn!(event_id = %d.event.id, reason = %why, "FHIR server refused the bundle; event rejected");
+            d.outcome = Outcome::Rejected;
+            d.reason = Some(why);
+            d.write = None;
+            Ok(())
+        }
+        WriteError::Retryable(why) | WriteError::Fatal(why) => {
+            anyhow::bail!("FHIR server unavailable, stopping with event {} uncommitted (it is redone on the next run): {why}", d.event.id)
+        }
+    }
+}
+
+/// Expire held content past its window in every thread.
+async fn sweep(sh: &Shared, now: DateTime<Utc>) -> anyhow::Result<()> {
+    for key in sh.ledger.threads_with_expired_holds(now).await? {
+        let state = sh.ledger.load_thread(&key).await?;
+        let step = decide::expire(state, now);
+        apply(sh, &key, step, now).await?;
+    }
+    Ok(())
 }

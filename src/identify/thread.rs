@@ -36,6 +36,15 @@ pub struct Held {
 }
 
 impl ThreadState {
+    /// Forget that an event was filed (its write was refused or its patient is
+    /// unknown to the EPR), so nothing later links to a resource that does not exist.
+    pub fn unfile(&mut self, event_id: &str) {
+        self.filed.remove(event_id);
+        if self.first_filed.as_deref() == Some(event_id) {
+            self.first_filed = None;
+        }
+    }
+
     pub fn add_patient(&mut self, id: &Identifier) {
         if !self.patients.contains(id) {
             self.patients.push(id.clone());

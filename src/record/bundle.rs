@@ -5,7 +5,7 @@ use fhir_sdk::r4b::resources::{Bundle, BundleEntry, BundleEntryRequest, Resource
 
 use super::communication::{Links, communication, redacted};
 use super::provenance::{CREATE, NULLIFY, provenance};
-use super::{RecordCtx, URI_SYSTEM, chat_urn, communication_ref, instant, urn_uuid};
+use super::{RecordCtx, communication_criterion, communication_ref, instant, urn_uuid};
 use crate::decide::{Decision, Outcome, Write};
 
 fn entry(full_url: Option<String>, resource: Resource, method: HTTPVerb, url: String, if_none_exist: Option<String>) -> BundleEntry {
@@ -30,7 +30,7 @@ pub fn bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
             let links = Links { part_of: part_of.as_deref(), in_response_to: in_response_to.as_deref(), about: about.as_deref() };
             let c = communication(d, patient, &links, ctx);
             let full = urn_uuid(&e.event_key());
-            let cond = format!("identifier={URI_SYSTEM}|{}", chat_urn(&e.platform, &e.id));
+            let cond = communication_criterion(&e.platform, &e.id);
             entries.push(Some(entry(Some(full.clone()), c.into(), HTTPVerb::Post, "Communication".into(), Some(cond))));
             let p = provenance(d, &full, CREATE, ctx);
             let url = format!("Provenance/{}", p.id.as_deref().unwrap_or_default());

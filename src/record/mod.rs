@@ -35,14 +35,39 @@ pub fn chat_urn(platform: &str, id: &str) -> String {
     format!("urn:chat:{platform}:{id}")
 }
 
+/// `identifier=system|value` search criterion, with both parts percent-encoded
+/// for a query string (chat ids may contain `+`, `&`, `=`, `#`, spaces).
+pub fn identifier_criterion(system: &str, value: &str) -> String {
+    format!("identifier={}|{}", query_escape(system), query_escape(value))
+}
+
+/// Search criterion matching the Communication of a chat event.
+pub fn communication_criterion(platform: &str, id: &str) -> String {
+    identifier_criterion(URI_SYSTEM, &chat_urn(platform, id))
+}
+
 /// Conditional reference to the Communication of a chat event.
 pub fn communication_ref(platform: &str, id: &str) -> String {
-    format!("Communication?identifier={URI_SYSTEM}|{}", chat_urn(platform, id))
+    format!("Communication?{}", communication_criterion(platform, id))
 }
 
 /// Conditional reference to a patient by identifier.
 pub fn patient_ref(p: &Identifier) -> String {
-    format!("Patient?identifier={}|{}", p.system, p.value)
+    format!("Patient?{}", identifier_criterion(&p.system, &p.value))
+}
+
+/// Percent-encode everything but unreserved characters and the few URI
+/// delimiters that are safe inside a query value (`:` `/` `$` `@` `!` `*` `'` `(` `)` `,` `;`).
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b'$' | b'@' | b'!' | b'*'
+            | b'\'' | b'(' | b')' | b',' | b';' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// A deterministic FHIR id (≤ 64 chars) for a resource derived from an event key.
@@ -94,4 +119,16 @@ pub(crate) fn date_time(t: DateTime<chrono::FixedOffset>) -> FhirDateTime {
 /// Identifier system for chat user ids of a platform.
 pub(crate) fn user_system(platform: &str) -> String {
     format!("urn:chat:{platform}:user")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_escaped() {
+        assert_eq!(communication_ref("matrix", "$a+b/c=d&e f#g"), "Communication?identifier=urn:ietf:rfc:3986|urn:chat:matrix:$a%2Bb/c%3Dd%26e%20f%23g");
+        assert_eq!(patient_ref(&Identifier::nhs("9434765919")), "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919");
+        assert_eq!(query_escape("é|%"), "%C3%A9%7C%25");
+    }
 }
