@@ -1,6 +1,9 @@
 //! Shared helpers for black-box tests: run the real binary.
 #![allow(dead_code)]
 
+pub mod gateway;
+pub mod hfs;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,360 @@
+//! Black-box tests of the FHIR sink: the real binary against a real FHIR
+//! server (Helios `hfs`), with a local gateway only for auth and fault injection.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::Output;
+
+use common::gateway::{Fault, GwAuth, Gateway};
+use common::hfs::{Hfs, patients};
+use common::*;
+
+async fn run_bin(args: Vec<String>, envs: Vec<(String, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut c = bin();
+        c.args(&args);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn run_args(source: &Path, sink: &str, ledger: &Path) -> Vec<String> {
+    vec![
+        "run".into(),
+        "--source".into(),
+        format!("file:{}", source.display()),
+        "--sink".into(),
+        format!("fhir:{sink}"),
+        "--ledger".into(),
+        ledger.display().to_string(),
+    ]
+}
+
+fn fast_retries() -> Vec<(String, String)> {
+    vec![
+        ("RECORDBRIDGE_FHIR__BACKOFF_INITIAL_MS".into(), "20".into()),
+        ("RECORDBRIDGE_FHIR__BACKOFF_MAX_MS".into(), "500".into()),
+        ("RECORDBRIDGE_FHIR__MAX_RETRIES".into(), "400".into()),
+    ]
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "run failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Patient/id → identifier values of that Patient.
+async fn patient_ids(h: &Hfs) -> HashMap<String, HashSet<String>> {
+    h.all("Patient")
+        .await
+        .into_iter()
+        .map(|p| {
+            let vals = p["identifier"].as_array().unwrap().iter().map(|i| i["value"].as_str().unwrap().to_owned()).collect();
+            (format!("Patient/{}", p["id"].as_str().unwrap()), vals)
+        })
+        .collect()
+}
+
+/// Event ids of the fixtures that must produce a Communication (filed, not a redaction).
+fn expected_communications(lines: Option<usize>) -> HashMap<String, String> {
+    let want = expected();
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    let mut ids = Vec::new();
+    for l in text.lines().take(lines.unwrap_or(usize::MAX)) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["type"] != "redaction" {
+            ids.push(v["id"].as_str().unwrap().to_owned());
+        }
+    }
+    ids.into_iter()
+        .filter_map(|id| match &want[&id] {
+            (o, _, Some(p)) if o == "filed" => Some((id, p.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Check the server holds exactly one Communication per expected event, each about the right patient.
+async fn assert_communications(h: &Hfs, want: &HashMap<String, String>) {
+    let pats = patient_ids(h).await;
+    let comms = h.all("Communication").await;
+    let mut seen = HashSet::new();
+    for c in &comms {
+        let urn = c["identifier"][0]["value"].as_str().unwrap();
+        let id = urn.rsplit(':').next().unwrap().to_owned();
+        assert!(seen.insert(id.clone()), "{id} written twice");
+        let p = want.get(&id).unwrap_or_else(|| panic!("unexpected Communication for {id}"));
+        let subject = c["subject"]["reference"].as_str().unwrap();
+        assert!(pats.get(subject).is_some_and(|ids| ids.contains(p)), "{id}: subject {subject} is not the patient with {p}");
+    }
+    assert_eq!(seen.len(), want.len(), "one Communication per filed message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_into_fhir_exactly_once_and_replay_creates_nothing() {
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = tmp.path().join("ledger.db");
+    let src = fixture("ward-chat.ndjson");
+    ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
+    let want = expected_communications(None);
+    assert_communications(&h, &want).await;
+    let comms = h.count("Communication").await;
+    let provs = h.count("Provenance").await;
+    let filed = expected().values().filter(|w| w.0 == "filed").count() as u64;
+    assert_eq!(provs, filed, "one Provenance per write (messages, edits and redactions)");
+    // the same input again with the same ledger: deduplicated, nothing new
+    ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
+    // and with a fresh ledger (as after losing it): conditional creates make the replay change nothing
+    let fresh = tmp.path().join("fresh.db");
+    ok(&run_bin(run_args(&src, &h.base, &fresh), vec![]).await);
+    assert_eq!(h.count("Communication").await, comms);
+    assert_eq!(h.count("Provenance").await, provs);
+    assert_eq!(h.count("Patient").await, patients("patients.json").len() as u64, "the bridge never creates Patients");
+    // redactions left the Communication entered-in-error without its text
+    let redacted = h.all("Communication?status=entered-in-error").await;
+    assert!(!redacted.is_empty());
+    assert!(redacted.iter().all(|c| c.get("payload").is_none()));
+}
+
+fn ev(id: &str, thread: Option<&str>, text: &str) -> String {
+    let mut v = serde_json::json!({"id": id, "platform": "t", "room": "!r", "sender": "@a", "sent_at": "2026-11-21T10:00:00Z", "text": text});
+    if let Some(t) = thread {
+        v["thread"] = t.into();
+    }
+    v.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_ambiguous_patients_are_quarantined_not_written() {
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    h.seed(&patients("duplicate-patients.json")).await;
+    let known = patients("patients.json")[0]["nhs_number"].as_str().unwrap().to_owned();
+    let unknown = patients("unknown-patients.json")[0]["nhs_number"].as_str().unwrap().to_owned();
+    let dup = patients("duplicate-patients.json")[0]["nhs_number"].as_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("in.ndjson");
+    std::fs::write(&src, [
+        ev("$u1", None, &format!("pt {unknown} in bay 2")),
+        ev("$u2", Some("$u1"), "bloods sent"),
+        ev("$d1", None, &format!("pt {dup} for review")),
+        ev("$k1", None, &format!("pt {known} stable")),
+        ev("$k2", Some("$k1"), "for discharge"),
+    ].join("\n")).unwrap();
+    let ledger = tmp.path().join("l.db");
+    ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
+    let q = run_bin(vec!["quarantine".into(), "list".into(), "--json".into(), "--ledger".into(), ledger.display().to_string()], vec![]).await;
+    let reasons: HashMap<String, String> = String::from_utf8_lossy(&q.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["event_id"].as_str().unwrap().to_owned(), v["reason"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(reasons.get("$u1").map(String::as_str), Some("unknown-patient"));
+    assert_eq!(reasons.get("$u2").map(String::as_str), Some("unknown-patient"), "a thread about an unknown patient is not filed elsewhere");
+    assert_eq!(reasons.get("$d1").map(String::as_str), Some("ambiguous-patient"));
+    assert_eq!(reasons.len(), 3);
+    let comms = h.all("Communication").await;
+    assert_eq!(comms.len(), 2, "only the known patient's messages are written");
+    let pats = patient_ids(&h).await;
+    for c in comms {
+        assert!(pats[c["subject"]["reference"].as_str().unwrap()].contains(&known));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_bundle_is_rejected_with_the_servers_reason() {
+    let h = Hfs::start().await;
+    let unknown = patients("unknown-patients.json")[0]["nhs_number"].as_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("in.ndjson");
+    std::fs::write(&src, ev("$r1", None, &format!("pt {unknown}"))).unwrap();
+    let ledger = tmp.path().join("l.db");
+    // without resolution the conditional patient reference matches nothing: the server answers 4xx
+    let o = run_bin(run_args(&src, &h.base, &ledger), vec![("RECORDBRIDGE_FHIR__RESOLVE_PATIENTS".into(), "false".into())]).await;
+    ok(&o);
+    let l = recordbridge::ledger::Ledger::open(&ledger).await.unwrap();
+    let out = l.outcomes().await.unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1, "rejected");
+    let reason = out[0].2.clone().unwrap();
+    assert!(reason.starts_with("HTTP 4"), "{reason}");
+    assert!(!reason.contains(&unknown[4..]), "the server's text is masked: {reason}");
+    assert_eq!(h.count("Communication").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_503_and_429_retry_after_lose_nothing_and_duplicate_nothing() {
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let gw = Gateway::start(&h.base, GwAuth::None).await;
+    gw.push_faults([Fault::Status(503), Fault::Status(503), Fault::RetryAfter(429, 1), Fault::Status(500), Fault::RetryAfter(503, 1)]);
+    gw.state.fault_every.store(5, std::sync::atomic::Ordering::SeqCst);
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 150;
+    let src = tmp.path().join("in.ndjson");
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    std::fs::write(&src, text.lines().take(n).collect::<Vec<_>>().join("\n")).unwrap();
+    let o = run_bin(run_args(&src, &gw.base, &tmp.path().join("l.db")), fast_retries()).await;
+    ok(&o);
+    assert!(gw.state.faults_served.load(std::sync::atomic::Ordering::SeqCst) > 20, "faults were injected");
+    assert_communications(&h, &expected_communications(Some(n))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_server_stopped_mid_run_and_restarted_loses_nothing() {
+    let mut h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture("ward-chat.ndjson");
+    let args = run_args(&src, &h.base, &tmp.path().join("l.db"));
+    let mut env = fast_retries();
+    env.push(("RECORDBRIDGE_FHIR__CONCURRENCY".into(), "2".into()));
+    let run = tokio::spawn(run_bin(args, env));
+    // wait until the run is writing, then take the server away for a while
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if h.count("Communication").await >= 10 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "run never started writing");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    h.stop();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(!run.is_finished(), "the run waits for the server rather than finishing without it");
+    h.restart().await;
+    let o = run.await.unwrap();
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("retrying"), "the outage was noticed");
+    assert_communications(&h, &expected_communications(None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_beyond_retry_limit_fails_the_run_and_the_rerun_completes() {
+    let mut h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    h.stop();
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 40;
+    let src = tmp.path().join("in.ndjson");
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    std::fs::write(&src, text.lines().take(n).collect::<Vec<_>>().join("\n")).unwrap();
+    let ledger = tmp.path().join("l.db");
+    let env = vec![("RECORDBRIDGE_FHIR__MAX_RETRIES".into(), "2".into()), ("RECORDBRIDGE_FHIR__BACKOFF_INITIAL_MS".into(), "10".into())];
+    let o = run_bin(run_args(&src, &h.base, &ledger), env.clone()).await;
+    assert_eq!(o.status.code(), Some(1), "a run that cannot write fails");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("uncommitted"));
+    h.restart().await;
+    ok(&run_bin(run_args(&src, &h.base, &ledger), env).await);
+    assert_communications(&h, &expected_communications(Some(n))).await;
+}
+
+async fn auth_case(auth: GwAuth, env: Vec<(String, String)>, secret_shown: &str) {
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let gw = Gateway::start(&h.base, auth).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 30;
+    let src = tmp.path().join("in.ndjson");
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    std::fs::write(&src, text.lines().take(n).collect::<Vec<_>>().join("\n")).unwrap();
+    let mut env = env;
+    env.push(("RECORDBRIDGE_FHIR__AUTH__TOKEN_URL".into(), gw.token_url.clone()));
+    env.push(("RECORDBRIDGE_LOG__LEVEL".into(), "debug".into()));
+    let o = run_bin(run_args(&src, &gw.base, &tmp.path().join("l.db")), env.clone()).await;
+    ok(&o);
+    assert_eq!(gw.state.unauthorised.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains(secret_shown), "secret in logs");
+    assert_communications(&h, &expected_communications(Some(n))).await;
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_static_bearer_token() {
+    auth_case(
+        GwAuth::Static("s3cret-static-token".into()),
+        env(&[("RECORDBRIDGE_FHIR__AUTH__MODE", "bearer"), ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_TOKEN"), ("RB_TEST_TOKEN", "s3cret-static-token")]),
+        "s3cret-static-token",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_oauth2_client_credentials() {
+    auth_case(
+        GwAuth::ClientSecret { client_id: "bridge".into(), secret: "cl1ent-s3cret".into() },
+        env(&[
+            ("RECORDBRIDGE_FHIR__AUTH__MODE", "client-credentials"),
+            ("RECORDBRIDGE_FHIR__AUTH__CLIENT_ID", "bridge"),
+            ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_SECRET"),
+            ("RB_TEST_SECRET", "cl1ent-s3cret"),
+        ]),
+        "cl1ent-s3cret",
+    )
+    .await;
+}
+
+async fn smart(alg: jsonwebtoken::Algorithm, name: &str) {
+    let key = fixture(&format!("keys/smart-{}.key", name.to_lowercase()));
+    let public_pem = std::fs::read(fixture(&format!("keys/smart-{}.pub", name.to_lowercase()))).unwrap();
+    auth_case(
+        GwAuth::Jwt { client_id: "bridge-smart".into(), public_pem, alg },
+        env(&[
+            ("RECORDBRIDGE_FHIR__AUTH__MODE", "smart-backend"),
+            ("RECORDBRIDGE_FHIR__AUTH__CLIENT_ID", "bridge-smart"),
+            ("RECORDBRIDGE_FHIR__AUTH__ALGORITHM", name),
+            ("RECORDBRIDGE_FHIR__AUTH__SECRET_FILE", key.to_str().unwrap()),
+            ("RECORDBRIDGE_FHIR__AUTH__SCOPE", "system/Communication.write system/Patient.read"),
+        ]),
+        "PRIVATE KEY",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_smart_backend_rs384() {
+    smart(jsonwebtoken::Algorithm::RS384, "RS384").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_smart_backend_es384() {
+    smart(jsonwebtoken::Algorithm::ES384, "ES384").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_refused_and_nothing_is_written() {
+    let h = Hfs::start().await;
+    let gw = Gateway::start(&h.base, GwAuth::ClientSecret { client_id: "bridge".into(), secret: "right".into() }).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("in.ndjson");
+    std::fs::write(&src, ev("$w1", None, "pt 943 476 5919")).unwrap();
+    let o = run_bin(
+        run_args(&src, &gw.base, &tmp.path().join("l.db")),
+        env(&[
+            ("RECORDBRIDGE_FHIR__AUTH__MODE", "client-credentials"),
+            ("RECORDBRIDGE_FHIR__AUTH__CLIENT_ID", "bridge"),
+            ("RECORDBRIDGE_FHIR__AUTH__TOKEN_URL", &gw.token_url),
+            ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_SECRET"),
+            ("RB_TEST_SECRET", "wrong"),
+            ("RECORDBRIDGE_FHIR__MAX_RETRIES", "1"),
+            ("RECORDBRIDGE_FHIR__BACKOFF_INITIAL_MS", "10"),
+        ]),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("token endpoint answered 401"));
+    assert!(gw.state.token_refused.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert_eq!(gw.state.forwarded.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
