@@ -104,7 +104,7 @@ impl Default for FhirConfig {
         Self {
             concurrency: 8,
             timeout_secs: 30,
-            max_retries: 8,
+            max_retries: 20,
             backoff_initial_ms: 200,
             backoff_max_ms: 30_000,
             patient_cache_ttl_secs: 300,
@@ -330,6 +330,19 @@ mod tests {
         assert_eq!(c.sink.as_deref(), Some("dir:b"), "flags override the file");
         assert_eq!(c.hold_window_hours, 5);
         assert_eq!(c.fhir.concurrency, 3);
+    }
+
+    #[test]
+    fn example_file_documents_every_setting_and_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/recordbridge.example.toml");
+        let c = Config::load(Some(&path), &Config::default()).unwrap();
+        assert_eq!(c.fhir, FhirConfig::default(), "the example shows the defaults");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let shown = toml::to_string(&Config::default()).unwrap();
+        for line in shown.lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(" = ").next().unwrap();
+            assert!(text.contains(&format!("{key} =")), "example lacks `{key}`");
+        }
     }
 
     #[test]

@@ -284,3 +284,37 @@ fn help_on_every_command() {
         assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"), "{args:?}");
     }
 }
+
+#[test]
+fn sigterm_stops_gracefully_after_committing_what_was_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut child = bin()
+        .args(["run", "--source", "-", "--sink", &format!("dir:{}", out.display())])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..3 {
+        writeln!(stdin, r#"{{"id":"$g{i}","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"pt 943 476 5919"}}"#).unwrap();
+    }
+    stdin.flush().unwrap();
+    // stdin stays open: the run would wait for more; wait until the three are written
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(out.exists() && bundles(&out).len() == 3) {
+        assert!(std::time::Instant::now() < deadline, "events were not processed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "graceful shutdown exits 0: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shutdown requested"));
+    drop(stdin);
+    // the ledger has them: a rerun of the same events writes nothing new
+    let src = tmp.path().join("again.ndjson");
+    std::fs::write(&src, (0..3).map(|i| format!(r#"{{"id":"$g{i}","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"pt 943 476 5919"}}"#)).collect::<Vec<_>>().join("\n")).unwrap();
+    run_ok(&["run", "--source", &format!("file:{}", src.display()), "--sink", &format!("dir:{}", out.display())]);
+    assert_eq!(bundles(&out).len(), 3);
+}
