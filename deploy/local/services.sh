@@ -8,8 +8,9 @@
 #                                       seeded with fixtures/patients.json
 #   deploy/local/services.sh --stop     stops that long-lived hfs
 #
-# Options: --port N (default 8090; env RECORDBRIDGE_HFS_PORT),
-#          --data-dir DIR (env RECORDBRIDGE_HFS_DATA_DIR), --no-seed.
+# Options: --port N (default 8090; env RECORDBRIDGE_TEST_HFS_PORT),
+#          --data-dir DIR (env RECORDBRIDGE_TEST_HFS_DATA_DIR), --no-seed,
+#          --patients FILE (default fixtures/patients.json; env RECORDBRIDGE_TEST_PATIENTS).
 # Prints `export ...` lines for the variables the tests use at the end.
 set -euo pipefail
 
@@ -20,18 +21,21 @@ cd "$repo"
 source "$here/lib.sh"
 
 fhir=0 stop=0 seed=1
-port="${RECORDBRIDGE_HFS_PORT:-8090}"
-data_dir="${RECORDBRIDGE_HFS_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/recordbridge/hfs}"
+patients="${RECORDBRIDGE_TEST_PATIENTS:-fixtures/patients.json}"
+port="${RECORDBRIDGE_TEST_HFS_PORT:-8090}"
+data_dir="${RECORDBRIDGE_TEST_HFS_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/recordbridge/hfs}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --fhir) fhir=1 ;;
         --stop) stop=1 ;;
         --no-seed) seed=0 ;;
+        --patients) patients="${2:?--patients needs a value}"; shift ;;
+        --patients=*) patients="${1#*=}" ;;
         --port) port="${2:?--port needs a value}"; shift ;;
         --port=*) port="${1#*=}" ;;
         --data-dir) data_dir="${2:?--data-dir needs a value}"; shift ;;
         --data-dir=*) data_dir="${1#*=}" ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) rb_err "unknown argument: $1 (see --help)"; exit 2 ;;
     esac
     shift
@@ -58,10 +62,10 @@ if [ "$fhir" -eq 1 ]; then
     start_hfs "$data_dir" "$port"
     if [ "$seed" -eq 1 ]; then
         rb_section "Seeding synthetic patients"
-        if [ -f fixtures/patients.json ]; then
-            python3 "$here/seed_patients.py" --base "http://127.0.0.1:${port}" --patients fixtures/patients.json
+        if [ -f "$patients" ]; then
+            python3 "$here/seed_patients.py" --base "http://127.0.0.1:${port}" --patients "$patients"
         else
-            rb_log "fixtures/patients.json does not exist (yet); skipping patient seeding"
+            rb_log "${patients} does not exist (yet); skipping patient seeding"
         fi
     fi
 fi
@@ -72,6 +76,7 @@ printf 'export RECORDBRIDGE_TEST_SEARCH_PARAMS=%q\n' "$RECORDBRIDGE_TEST_SEARCH_
 printf 'export RECORDBRIDGE_TEST_FHIR_SCHEMA=%q\n' "$RECORDBRIDGE_TEST_FHIR_SCHEMA"
 printf 'export RECORDBRIDGE_TEST_AMQP_URL=%q\n' "$RECORDBRIDGE_TEST_AMQP_URL"
 if [ "$fhir" -eq 1 ]; then
-    printf 'export RECORDBRIDGE_FHIR_BASE_URL=%q\n' "http://127.0.0.1:${port}"
+    printf 'export RECORDBRIDGE_TEST_FHIR_BASE_URL=%q\n' "http://127.0.0.1:${port}"
+    printf '# e.g. target/release/recordbridge run --source file:fixtures/ward-chat.ndjson --sink fhir:%s\n' "http://127.0.0.1:${port}"
     printf '# stop it with: deploy/local/services.sh --stop --data-dir %q\n' "$data_dir"
 fi

