@@ -123,20 +123,36 @@ fn main() {
     drop(f);
     let out = dir.path().join("out");
     let t = Instant::now();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_recordbridge"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_recordbridge"))
         .args(["run", "--source", &format!("file:{}", input.display()), "--sink", &format!("dir:{}", out.display())])
         .env("RECORDBRIDGE_LOG__LEVEL", "warn")
-        .status()
+        .spawn()
         .unwrap();
+    let (status, peak_kb) = wait_with_peak_rss(child);
     let s = t.elapsed().as_secs_f64();
     assert!(status.success());
     let files = std::fs::read_dir(&out).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json")).count();
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the provided struct.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
     println!(
         "end to end file→dir: {e2e} events, {files} bundles in {s:.2} s = {:.0} events/s, peak RSS {:.1} MB",
         e2e as f64 / s,
-        ru.ru_maxrss as f64 / 1024.0
+        peak_kb as f64 / 1024.0
     );
+}
+
+/// Wait for a child, sampling its peak RSS (VmHWM) from /proc until it exits.
+/// (getrusage(RUSAGE_CHILDREN) would count the parent's pages copied at fork.)
+fn wait_with_peak_rss(mut child: std::process::Child) -> (std::process::ExitStatus, u64) {
+    let path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&path) {
+            if let Some(kb) = s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
+                peak = peak.max(kb);
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st, peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

@@ -157,7 +157,11 @@ impl Config {
         fig = fig.merge(
             Env::prefixed("RECORDBRIDGE_")
                 .split("__")
-                .filter(|k| !k.as_str().starts_with("test") && k.as_str() != "config"),
+                .filter(|k| {
+                    // RECORDBRIDGE_CONFIG names the file; RECORDBRIDGE_TEST_* belong to the test suite.
+                    let k = k.as_str().to_ascii_lowercase();
+                    !k.starts_with("test_") && k != "config"
+                }),
         );
         let mut cfg: Config = fig.extract().map_err(|e| {
             let mut msg = String::from("invalid configuration: ");

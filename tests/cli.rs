@@ -262,6 +262,10 @@ fn config_file_env_and_flags_with_named_errors() {
     // environment overrides the file
     let o = bin().args(["--config", cfg.to_str().unwrap(), "check"]).env("RECORDBRIDGE_HOLD_WINDOW_HOURS", "12").output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("hold_window_hours = 12"));
+    // the test suite's own variables and the config file variable are not settings
+    let o = bin().args(["check"]).env("RECORDBRIDGE_TEST_ANYTHING", "x").env("RECORDBRIDGE_CONFIG", cfg.to_str().unwrap()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("hold_window_hours = 24"), "RECORDBRIDGE_CONFIG names the file");
     // a bad setting is named, exit status 2
     let o = bin().args(["--config", cfg.to_str().unwrap(), "check"]).env("RECORDBRIDGE_FHIR__CONCURRENCY", "0").output().unwrap();
     assert_eq!(o.status.code(), Some(2));
