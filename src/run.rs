@@ -71,6 +71,18 @@ struct RejectReport {
 
 impl RejectReport {
     fn write(&mut self, source: &str, line: u64, reason: &str, raw: Option<&str>) -> anyhow::Result<()> {
+        let rec = serde_json::json!({"source": source, "line": line, "outcome": "rejected", "reason": reason, "raw": raw});
+        self.append(&rec)
+    }
+
+    /// A parsed event the FHIR server refused: kept whole so it can be corrected and replayed.
+    fn write_event(&mut self, source: &str, ev: &ChatEvent, reason: &str) -> anyhow::Result<()> {
+        let raw = serde_json::to_string(ev)?;
+        let rec = serde_json::json!({"source": source, "event_id": ev.id, "outcome": "rejected", "reason": reason, "raw": raw});
+        self.append(&rec)
+    }
+
+    fn append(&mut self, rec: &serde_json::Value) -> anyhow::Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
         if self.file.is_none() {
             self.file = Some(
@@ -82,7 +94,6 @@ impl RejectReport {
             );
         }
         let f = self.file.as_mut().expect("opened");
-        let rec = serde_json::json!({"source": source, "line": line, "outcome": "rejected", "reason": reason, "raw": raw});
         writeln!(f, "{rec}")?;
         f.sync_data()?;
         Ok(())
@@ -330,6 +341,10 @@ async fn apply(sh: &Shared, key: &str, mut step: decide::Step, now: DateTime<Utc
             if d.outcome != Outcome::Filed {
                 step.state.unfile(&d.event.id);
             }
+            if d.outcome == Outcome::Rejected {
+                let why = d.reason.as_deref().unwrap_or("rejected");
+                sh.rejects.lock().expect("reject lock").write_event(&sh.source_name, &d.event, why)?;
+            }
         }
         debug!(event_id = %d.event.id, thread = key, outcome = d.outcome.as_str(), reason = d.reason.as_deref(), "decided");
         if let Output::DryRun(w) = &sh.out {
@@ -399,8 +414,11 @@ fn fail(d: &mut Decision, e: WriteError) -> anyhow::Result<()> {
             d.write = None;
             Ok(())
         }
-        WriteError::Retryable(why) | WriteError::Fatal(why) => {
+        WriteError::Retryable(why) => {
             anyhow::bail!("FHIR server unavailable, stopping with event {} uncommitted (it is redone on the next run): {why}", d.event.id)
+        }
+        WriteError::Fatal(why) => {
+            anyhow::bail!("cannot write to the FHIR server, stopping with event {} uncommitted (it is redone on the next run): {why}", d.event.id)
         }
     }
 }

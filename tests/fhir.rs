@@ -214,6 +214,12 @@ async fn refused_bundle_is_rejected_with_the_servers_reason() {
     assert!(reason.starts_with("HTTP 4"), "{reason}");
     assert!(!reason.contains(&unknown[4..]), "the server's text is masked: {reason}");
     assert_eq!(h.count("Communication").await, 0);
+    // nothing is lost: the refused event is kept whole in the reject report next to the ledger
+    let report = std::fs::read_to_string(tmp.path().join("l.rejected.ndjson")).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(report.lines().next().unwrap()).unwrap();
+    assert_eq!(rec["event_id"], "$r1");
+    let raw: serde_json::Value = serde_json::from_str(rec["raw"].as_str().unwrap()).unwrap();
+    assert!(raw["text"].as_str().unwrap().contains(&unknown));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,7 +379,31 @@ async fn wrong_credentials_are_refused_and_nothing_is_written() {
     )
     .await;
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("token endpoint answered 401"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("token endpoint answered 401") && err.contains("uncommitted"), "{err}");
+    assert!(!err.contains("retrying"), "refused credentials are not retried");
     assert!(gw.state.token_refused.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     assert_eq!(gw.state.forwarded.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_401_stops_the_run_and_rejects_nothing() {
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let gw = Gateway::start(&h.base, GwAuth::Static("right".into())).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("in.ndjson");
+    let ids = whole_threads(3, &src);
+    let ledger = tmp.path().join("l.db");
+    let wrong = env(&[("RECORDBRIDGE_FHIR__AUTH__MODE", "bearer"), ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_TOKEN"), ("RB_TEST_TOKEN", "wrong")]);
+    let o = run_bin(run_args(&src, &gw.base, &ledger), wrong).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("answered 401"));
+    let l = recordbridge::ledger::Ledger::open(&ledger).await.unwrap();
+    assert!(l.outcomes().await.unwrap().iter().all(|o| o.1 != "rejected" && o.1 != "filed"), "no event is rejected for an auth fault");
+    l.close().await;
+    // with the right token the same ledger completes the run
+    let right = env(&[("RECORDBRIDGE_FHIR__AUTH__MODE", "bearer"), ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_TOKEN"), ("RB_TEST_TOKEN", "right")]);
+    ok(&run_bin(run_args(&src, &gw.base, &ledger), right).await);
+    assert_communications(&h, &expected_communications(Some(&ids))).await;
 }

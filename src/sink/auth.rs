@@ -121,7 +121,7 @@ impl Auth {
     }
 
     /// The bearer token to send, fetching a new one when needed.
-    pub async fn token(&self, http: &reqwest::Client) -> Result<Option<Secret>, String> {
+    pub async fn token(&self, http: &reqwest::Client) -> Result<Option<Secret>, TokenError> {
         match &self.mode {
             Mode::None => return Ok(None),
             Mode::Bearer(s) => return Ok(Some(s.clone())),
@@ -154,7 +154,8 @@ impl Auth {
                 let mut header = jsonwebtoken::Header::new(*alg);
                 header.typ = Some("JWT".into());
                 header.kid.clone_from(kid);
-                let jwt = jsonwebtoken::encode(&header, &claims, key).map_err(|e| format!("signing the SMART client assertion failed: {e}"))?;
+                let jwt = jsonwebtoken::encode(&header, &claims, key)
+                    .map_err(|e| TokenError::Refused(format!("signing the SMART client assertion failed: {e}")))?;
                 let mut f = vec![
                     ("grant_type", "client_credentials".to_owned()),
                     ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned()),
@@ -167,18 +168,38 @@ impl Auth {
             }
             Mode::None | Mode::Bearer(_) => unreachable!("handled above"),
         };
-        let resp = http.post(url.as_str()).form(&form).send().await.map_err(|e| format!("token endpoint unreachable: {}", without_url(&e)))?;
+        let resp = http
+            .post(url.as_str())
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TokenError::Unavailable(format!("token endpoint unreachable: {}", without_url(&e))))?;
         let status = resp.status();
-        if !status.is_success() {
-            return Err(format!("token endpoint answered {status}"));
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(TokenError::Unavailable(format!("token endpoint answered {status}")));
         }
-        let t: TokenResponse = resp.json().await.map_err(|_| "token endpoint answer is not a token response".to_owned())?;
+        if !status.is_success() {
+            return Err(TokenError::Refused(format!("token endpoint answered {status} (check fhir.auth)")));
+        }
+        let t: TokenResponse = resp
+            .json()
+            .await
+            .map_err(|_| TokenError::Refused("token endpoint answer is not a token response".to_owned()))?;
         let life = Duration::from_secs(t.expires_in.unwrap_or(300));
         let until = Instant::now() + life.saturating_sub(EARLY);
         let token = Secret(t.access_token);
         *cached = Some((token.clone(), until));
         Ok(Some(token))
     }
+}
+
+/// Why no token could be had.
+#[derive(Debug)]
+pub enum TokenError {
+    /// Worth retrying (network, 5xx, 429).
+    Unavailable(String),
+    /// Credentials refused or misconfigured: retrying cannot help.
+    Refused(String),
 }
 
 /// A reqwest error without its URL (URLs may carry identifiers in queries).

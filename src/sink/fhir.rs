@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use tracing::warn;
 
 use super::WriteError;
-use super::auth::{Auth, without_url};
+use super::auth::{Auth, TokenError, without_url};
 use crate::config::FhirConfig;
 use crate::identify::Identifier;
 use crate::record::identifier_criterion;
@@ -141,7 +141,8 @@ impl FhirSink {
             match self.auth.token(&self.http).await {
                 Ok(Some(t)) => req = req.bearer_auth(t.expose()),
                 Ok(None) => {}
-                Err(reason) => return Err(Attempt::Retry { reason, after: None }),
+                Err(TokenError::Unavailable(reason)) => return Err(Attempt::Retry { reason, after: None }),
+                Err(TokenError::Refused(reason)) => return Err(Attempt::Fail(WriteError::Fatal(reason))),
             }
             let resp = match req.send().await {
                 Ok(r) => r,
@@ -151,9 +152,19 @@ impl FhirSink {
             if status.is_success() {
                 return Ok(resp);
             }
-            if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.mode_name() != "none" {
+            if status == StatusCode::UNAUTHORIZED && !refreshed && !matches!(self.auth.mode_name(), "none" | "bearer") {
                 self.auth.invalidate().await;
                 continue;
+            }
+            if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                // Not this event's fault: stop rather than reject every event.
+                return Err(Attempt::Fail(WriteError::Fatal(format!("FHIR server answered {} (check fhir.auth)", status.as_u16()))));
+            }
+            if matches!(status, StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED) {
+                return Err(Attempt::Fail(WriteError::Fatal(format!(
+                    "FHIR server answered {} for the base URL (check the sink URL)",
+                    status.as_u16()
+                ))));
             }
             let after = retry_after(resp.headers());
             if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -162,7 +173,7 @@ impl FhirSink {
             let body = resp.text().await.unwrap_or_default();
             return Err(Attempt::Fail(WriteError::Rejected(format!("HTTP {}: {}", status.as_u16(), outcome_text(&body)))));
         }
-        Err(Attempt::Fail(WriteError::Rejected("HTTP 401: not authorised after refreshing the token".into())))
+        Err(Attempt::Fail(WriteError::Fatal("FHIR server answered 401 after the token was refreshed (check fhir.auth)".into())))
     }
 
     async fn with_retries<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, WriteError>
