@@ -37,12 +37,27 @@ fn synth(n: usize) -> Vec<String> {
         let p = &nhs[thread % nhs.len()];
         let q = &nhs[(thread + 1) % nhs.len()];
         let text = match (kind, pos) {
-            (0, 0) => format!("Handover: {} {} {} in bay {}, obs stable overnight", &p[..3], &p[3..6], &p[6..], rnd() % 30),
+            (0, 0) => format!(
+                "Handover: {} {} {} in bay {}, obs stable overnight",
+                &p[..3],
+                &p[3..6],
+                &p[6..],
+                rnd() % 30
+            ),
             (1, 3) => format!("it's {p}, bed {}", rnd() % 30),
             (2, 2) => format!("also {q} needs a review"),
             (2, 0) => format!("pt {p} for the list"),
-            (4, 1) => format!("sorry {}{} typo", &p[..9], (p.as_bytes()[9] - b'0' + 1) % 10),
-            _ => format!("can someone review bed {}? call 07700 900{:03} or ext {}", rnd() % 30, rnd() % 1000, rnd() % 9000 + 1000),
+            (4, 1) => format!(
+                "sorry {}{} typo",
+                &p[..9],
+                (p.as_bytes()[9] - b'0' + 1) % 10
+            ),
+            _ => format!(
+                "can someone review bed {}? call 07700 900{:03} or ext {}",
+                rnd() % 30,
+                rnd() % 1000,
+                rnd() % 9000 + 1000
+            ),
         };
         let mut v = serde_json::json!({"id": format!("$e{i}"), "platform": "matrix", "room": format!("!room{}", thread % 6),
             "sender": "@nurse:trust.example", "sent_at": "2026-11-21T08:00:00Z", "text": text});
@@ -60,7 +75,11 @@ fn valid_numbers(n: usize) -> Vec<String> {
     while v.len() < n {
         base += 7;
         let s = format!("{base:09}");
-        let sum: u32 = s.bytes().zip((2..=10).rev()).map(|(b, w)| u32::from(b - b'0') * w).sum();
+        let sum: u32 = s
+            .bytes()
+            .zip((2..=10).rev())
+            .map(|(b, w)| u32::from(b - b'0') * w)
+            .sum();
         let c = (11 - sum % 11) % 11;
         if c != 10 {
             v.push(format!("{s}{c}"));
@@ -70,16 +89,26 @@ fn valid_numbers(n: usize) -> Vec<String> {
 }
 
 fn main() {
-    let n: usize = std::env::var("BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
-    let idf = Identify::from_toml(&std::fs::read_to_string("mappings/identifiers.toml").expect("run from the project root")).unwrap();
+    let n: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let idf = Identify::from_toml(
+        &std::fs::read_to_string("mappings/identifiers.toml").expect("run from the project root"),
+    )
+    .unwrap();
     let lines = synth(n);
-    let events: Vec<ChatEvent> = lines.iter().map(|l| parse_event(l, "chat").unwrap()).collect();
+    let events: Vec<ChatEvent> = lines
+        .iter()
+        .map(|l| parse_event(l, "chat").unwrap())
+        .collect();
     let now: DateTime<Utc> = "2026-11-21T12:00:00Z".parse().unwrap();
     let policy = Policy::default();
 
     // 1. pure core: identify + decide, thread states in a map (one core).
     let t = Instant::now();
-    let mut states: std::collections::HashMap<String, ThreadState> = std::collections::HashMap::new();
+    let mut states: std::collections::HashMap<String, ThreadState> =
+        std::collections::HashMap::new();
     let mut decisions = 0usize;
     for e in &events {
         let key = e.thread_root().to_owned();
@@ -90,13 +119,21 @@ fn main() {
         states.insert(key, step.state);
     }
     let s = t.elapsed().as_secs_f64();
-    println!("core identify+decide: {n} messages, {decisions} decisions in {s:.3} s = {:.0} messages/s (one core)", n as f64 / s);
+    println!(
+        "core identify+decide: {n} messages, {decisions} decisions in {s:.3} s = {:.0} messages/s (one core)",
+        n as f64 / s
+    );
 
     // 2. core + record (build and serialise the Bundle).
     let t = Instant::now();
-    let mut states: std::collections::HashMap<String, ThreadState> = std::collections::HashMap::new();
+    let mut states: std::collections::HashMap<String, ThreadState> =
+        std::collections::HashMap::new();
     let mut bytes = 0usize;
-    let ctx = RecordCtx { now, patient_ref: None, device: "recordbridge" };
+    let ctx = RecordCtx {
+        now,
+        patient_ref: None,
+        device: "recordbridge",
+    };
     for e in &events {
         let key = e.thread_root().to_owned();
         let st = states.remove(&key).unwrap_or_default();
@@ -109,10 +146,17 @@ fn main() {
         states.insert(key, step.state);
     }
     let s = t.elapsed().as_secs_f64();
-    println!("core + record (bundle JSON): {n} messages in {s:.3} s = {:.0} messages/s, {:.1} MB of bundles", n as f64 / s, bytes as f64 / 1e6);
+    println!(
+        "core + record (bundle JSON): {n} messages in {s:.3} s = {:.0} messages/s, {:.1} MB of bundles",
+        n as f64 / s,
+        bytes as f64 / 1e6
+    );
 
     // 3. end to end: the release binary, file → bundle directory.
-    let e2e: usize = std::env::var("BENCH_E2E_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let e2e: usize = std::env::var("BENCH_E2E_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.ndjson");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
@@ -124,14 +168,29 @@ fn main() {
     let out = dir.path().join("out");
     let t = Instant::now();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_recordbridge"))
-        .args(["run", "--source", &format!("file:{}", input.display()), "--sink", &format!("dir:{}", out.display())])
+        .args([
+            "run",
+            "--source",
+            &format!("file:{}", input.display()),
+            "--sink",
+            &format!("dir:{}", out.display()),
+        ])
         .env("RECORDBRIDGE_LOG__LEVEL", "warn")
         .spawn()
         .unwrap();
     let (status, peak_kb) = wait_with_peak_rss(child);
     let s = t.elapsed().as_secs_f64();
     assert!(status.success());
-    let files = std::fs::read_dir(&out).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json")).count();
+    let files = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json")
+        })
+        .count();
     println!(
         "end to end file→dir: {e2e} events, {files} bundles in {s:.2} s = {:.0} events/s, peak RSS {:.1} MB",
         e2e as f64 / s,
@@ -145,10 +204,13 @@ fn wait_with_peak_rss(mut child: std::process::Child) -> (std::process::ExitStat
     let path = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     loop {
-        if let Ok(s) = std::fs::read_to_string(&path) {
-            if let Some(kb) = s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
-                peak = peak.max(kb);
-            }
+        if let Ok(s) = std::fs::read_to_string(&path)
+            && let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
         }
         if let Some(st) = child.try_wait().unwrap() {
             return (st, peak);

@@ -95,7 +95,10 @@ impl Default for Config {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "json".into(), level: "info".into() }
+        Self {
+            format: "json".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -154,15 +157,11 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(f));
         }
-        fig = fig.merge(
-            Env::prefixed("RECORDBRIDGE_")
-                .split("__")
-                .filter(|k| {
-                    // RECORDBRIDGE_CONFIG names the file; RECORDBRIDGE_TEST_* belong to the test suite.
-                    let k = k.as_str().to_ascii_lowercase();
-                    !k.starts_with("test_") && k != "config"
-                }),
-        );
+        fig = fig.merge(Env::prefixed("RECORDBRIDGE_").split("__").filter(|k| {
+            // RECORDBRIDGE_CONFIG names the file; RECORDBRIDGE_TEST_* belong to the test suite.
+            let k = k.as_str().to_ascii_lowercase();
+            !k.starts_with("test_") && k != "config"
+        }));
         let mut cfg: Config = fig.extract().map_err(|e| {
             let mut msg = String::from("invalid configuration: ");
             for (i, err) in e.into_iter().enumerate() {
@@ -204,7 +203,10 @@ impl Config {
             return Err("setting `hold_window_hours`: must be at least 1".into());
         }
         if !matches!(self.log.format.as_str(), "json" | "text") {
-            return Err(format!("setting `log.format`: must be `json` or `text`, not `{}`", self.log.format));
+            return Err(format!(
+                "setting `log.format`: must be `json` or `text`, not `{}`",
+                self.log.format
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err("setting `log.level`: not a valid filter directive".into());
@@ -215,8 +217,13 @@ impl Config {
         if self.fhir.timeout_secs == 0 {
             return Err("setting `fhir.timeout_secs`: must be at least 1".into());
         }
-        if self.fhir.backoff_initial_ms == 0 || self.fhir.backoff_max_ms < self.fhir.backoff_initial_ms {
-            return Err("setting `fhir.backoff_initial_ms`/`fhir.backoff_max_ms`: need 0 < initial <= max".into());
+        if self.fhir.backoff_initial_ms == 0
+            || self.fhir.backoff_max_ms < self.fhir.backoff_initial_ms
+        {
+            return Err(
+                "setting `fhir.backoff_initial_ms`/`fhir.backoff_max_ms`: need 0 < initial <= max"
+                    .into(),
+            );
         }
         match self.fhir.auth.mode.as_str() {
             "none" => {}
@@ -252,7 +259,10 @@ impl Config {
     fn need(&self, name: &str, v: &Option<String>) -> Result<(), String> {
         match v {
             Some(s) if !s.trim().is_empty() => Ok(()),
-            _ => Err(format!("setting `{name}`: required for auth mode `{}`", self.fhir.auth.mode)),
+            _ => Err(format!(
+                "setting `{name}`: required for auth mode `{}`",
+                self.fhir.auth.mode
+            )),
         }
     }
 
@@ -268,7 +278,10 @@ impl Config {
     }
 
     pub fn source_spec(&self) -> Result<SourceSpec, String> {
-        let s = self.source.as_deref().ok_or("setting `source`: required (e.g. --source file:events.ndjson)")?;
+        let s = self
+            .source
+            .as_deref()
+            .ok_or("setting `source`: required (e.g. --source file:events.ndjson)")?;
         self.source_spec_of(s)
     }
 
@@ -288,7 +301,10 @@ impl Config {
     }
 
     pub fn sink_spec(&self) -> Result<SinkSpec, String> {
-        let s = self.sink.as_deref().ok_or("setting `sink`: required (e.g. --sink dir:out)")?;
+        let s = self
+            .sink
+            .as_deref()
+            .ok_or("setting `sink`: required (e.g. --sink dir:out)")?;
         Self::sink_spec_of(s)
     }
 
@@ -328,8 +344,15 @@ mod tests {
     fn file_then_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(&f, "sink = \"dir:a\"\nhold_window_hours = 5\n[fhir]\nconcurrency = 3\n").unwrap();
-        let o = Config { sink: Some("dir:b".into()), ..Config::default() };
+        std::fs::write(
+            &f,
+            "sink = \"dir:a\"\nhold_window_hours = 5\n[fhir]\nconcurrency = 3\n",
+        )
+        .unwrap();
+        let o = Config {
+            sink: Some("dir:b".into()),
+            ..Config::default()
+        };
         let c = Config::load(Some(&f), &o).unwrap();
         assert_eq!(c.sink.as_deref(), Some("dir:b"), "flags override the file");
         assert_eq!(c.hold_window_hours, 5);
@@ -340,7 +363,11 @@ mod tests {
     fn example_file_documents_every_setting_and_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/recordbridge.example.toml");
         let c = Config::load(Some(&path), &Config::default()).unwrap();
-        assert_eq!(c.fhir, FhirConfig::default(), "the example shows the defaults");
+        assert_eq!(
+            c.fhir,
+            FhirConfig::default(),
+            "the example shows the defaults"
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         let shown = toml::to_string(&Config::default()).unwrap();
         for line in shown.lines().filter(|l| l.contains(" = ")) {
@@ -362,7 +389,14 @@ mod tests {
         std::fs::write(&f, "[fhir.auth]\nmode = \"bearer\"\n").unwrap();
         let e = Config::load(Some(&f), &Config::default()).unwrap_err();
         assert!(e.contains("fhir.auth.secret_env"), "{e}");
-        let o = Config { sink: Some("ftp:x".into()), ..Config::default() };
-        assert!(Config::load(None, &o).unwrap_err().contains("setting `sink`"));
+        let o = Config {
+            sink: Some("ftp:x".into()),
+            ..Config::default()
+        };
+        assert!(
+            Config::load(None, &o)
+                .unwrap_err()
+                .contains("setting `sink`")
+        );
     }
 }

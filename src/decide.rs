@@ -81,8 +81,20 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(event: ChatEvent, outcome: Outcome, reason: Option<&str>, identifiers: Vec<Identifier>) -> Self {
-        Self { event, outcome, reason: reason.map(str::to_owned), patient: None, identifiers, write: None }
+    fn new(
+        event: ChatEvent,
+        outcome: Outcome,
+        reason: Option<&str>,
+        identifiers: Vec<Identifier>,
+    ) -> Self {
+        Self {
+            event,
+            outcome,
+            reason: reason.map(str::to_owned),
+            patient: None,
+            identifiers,
+            write: None,
+        }
     }
 
     /// The decision line of ARCHITECTURE §6.
@@ -125,7 +137,9 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { hold_window: Duration::hours(72) }
+        Self {
+            hold_window: Duration::hours(72),
+        }
     }
 }
 
@@ -142,25 +156,45 @@ pub struct Step {
 pub fn expire(mut state: ThreadState, now: DateTime<Utc>) -> Step {
     let mut decisions = Vec::new();
     if state.held.iter().any(|h| h.expires_at <= now) {
-        let (gone, kept): (Vec<Held>, Vec<Held>) =
-            std::mem::take(&mut state.held).into_iter().partition(|h| h.expires_at <= now);
+        let (gone, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut state.held)
+            .into_iter()
+            .partition(|h| h.expires_at <= now);
         state.held = kept;
         for h in gone {
-            decisions.push(Decision::new(h.event, Outcome::Ignored, Some(reason::NOT_PATIENT_RELATED), Vec::new()));
+            decisions.push(Decision::new(
+                h.event,
+                Outcome::Ignored,
+                Some(reason::NOT_PATIENT_RELATED),
+                Vec::new(),
+            ));
         }
     }
     Step { decisions, state }
 }
 
 /// Decide one event of a thread.
-pub fn decide(state: ThreadState, event: ChatEvent, found: Found, now: DateTime<Utc>, policy: &Policy) -> Step {
-    let Step { mut decisions, mut state } = expire(state, now);
+pub fn decide(
+    state: ThreadState,
+    event: ChatEvent,
+    found: Found,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Step {
+    let Step {
+        mut decisions,
+        mut state,
+    } = expire(state, now);
     match event.kind {
         EventKind::Message => message(&mut state, event, found, now, policy, &mut decisions),
         EventKind::Edit => edit(&mut state, event, found, now, policy, &mut decisions),
         EventKind::Redaction => redaction(&mut state, event, &mut decisions),
         EventKind::Reaction => {
-            decisions.push(Decision::new(event, Outcome::Ignored, Some(reason::REACTION), found.valid));
+            decisions.push(Decision::new(
+                event,
+                Outcome::Ignored,
+                Some(reason::REACTION),
+                found.valid,
+            ));
         }
     }
     Step { decisions, state }
@@ -180,12 +214,22 @@ fn message(
         for id in &ids {
             state.add_patient(id);
         }
-        out.push(Decision::new(event, Outcome::Quarantined, Some(reason::MULTI_PATIENT), ids));
+        out.push(Decision::new(
+            event,
+            Outcome::Quarantined,
+            Some(reason::MULTI_PATIENT),
+            ids,
+        ));
         after_new_patients(state, had, out);
         return;
     }
     if found.invalid > 0 {
-        out.push(Decision::new(event, Outcome::Quarantined, Some(reason::INVALID_IDENTIFIER), ids));
+        out.push(Decision::new(
+            event,
+            Outcome::Quarantined,
+            Some(reason::INVALID_IDENTIFIER),
+            ids,
+        ));
         return;
     }
     if let Some(id) = ids.first().cloned() {
@@ -201,13 +245,26 @@ fn message(
             let p = state.patients[0].clone();
             out.push(file(state, event, p, ids, None));
         }
-        _ => out.push(Decision::new(event, Outcome::Quarantined, Some(reason::AMBIGUOUS), ids)),
+        _ => out.push(Decision::new(
+            event,
+            Outcome::Quarantined,
+            Some(reason::AMBIGUOUS),
+            ids,
+        )),
     }
 }
 
 /// Keep the event's content until the thread names its patient or the window passes.
-fn hold(state: &mut ThreadState, event: ChatEvent, now: DateTime<Utc>, policy: &Policy) -> Decision {
-    state.held.push(Held { event: event.clone(), expires_at: now + policy.hold_window });
+fn hold(
+    state: &mut ThreadState,
+    event: ChatEvent,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Decision {
+    state.held.push(Held {
+        event: event.clone(),
+        expires_at: now + policy.hold_window,
+    });
     Decision::new(event, Outcome::Held, None, Vec::new())
 }
 
@@ -227,7 +284,12 @@ fn after_new_patients(state: &mut ThreadState, had: usize, out: &mut Vec<Decisio
                     if state.filed.contains_key(&target) {
                         out.push(file(state, h.event, p.clone(), Vec::new(), Some(target)));
                     } else {
-                        out.push(Decision::new(h.event, Outcome::Ignored, Some(reason::TARGET_NOT_FILED), Vec::new()));
+                        out.push(Decision::new(
+                            h.event,
+                            Outcome::Ignored,
+                            Some(reason::TARGET_NOT_FILED),
+                            Vec::new(),
+                        ));
                     }
                 }
                 _ => out.push(file(state, h.event, p.clone(), Vec::new(), None)),
@@ -235,22 +297,40 @@ fn after_new_patients(state: &mut ThreadState, had: usize, out: &mut Vec<Decisio
         }
     } else {
         for h in held {
-            out.push(Decision::new(h.event, Outcome::Quarantined, Some(reason::AMBIGUOUS), Vec::new()));
+            out.push(Decision::new(
+                h.event,
+                Outcome::Quarantined,
+                Some(reason::AMBIGUOUS),
+                Vec::new(),
+            ));
         }
     }
 }
 
 /// File `event` to `patient`, linking it into the thread.
-fn file(state: &mut ThreadState, event: ChatEvent, patient: Identifier, ids: Vec<Identifier>, about: Option<String>) -> Decision {
+fn file(
+    state: &mut ThreadState,
+    event: ChatEvent,
+    patient: Identifier,
+    ids: Vec<Identifier>,
+    about: Option<String>,
+) -> Decision {
     let part_of = state.first_filed.clone().filter(|root| *root != event.id);
-    let in_response_to = event.reply_to.clone().filter(|r| state.filed.contains_key(r));
+    let in_response_to = event
+        .reply_to
+        .clone()
+        .filter(|r| state.filed.contains_key(r));
     if state.first_filed.is_none() {
         state.first_filed = Some(event.id.clone());
     }
     state.filed.insert(event.id.clone(), patient.clone());
     let mut d = Decision::new(event, Outcome::Filed, None, ids);
     d.patient = Some(patient);
-    d.write = Some(Write::Communication { part_of, in_response_to, about });
+    d.write = Some(Write::Communication {
+        part_of,
+        in_response_to,
+        about,
+    });
     d
 }
 
@@ -266,9 +346,19 @@ fn edit(
     let ids = found.valid;
     if let Some(p) = state.filed.get(&target).cloned() {
         if ids.iter().any(|id| *id != p) {
-            out.push(Decision::new(event, Outcome::Quarantined, Some(reason::EDIT_CHANGES_PATIENT), ids));
+            out.push(Decision::new(
+                event,
+                Outcome::Quarantined,
+                Some(reason::EDIT_CHANGES_PATIENT),
+                ids,
+            ));
         } else if found.invalid > 0 {
-            out.push(Decision::new(event, Outcome::Quarantined, Some(reason::INVALID_IDENTIFIER), ids));
+            out.push(Decision::new(
+                event,
+                Outcome::Quarantined,
+                Some(reason::INVALID_IDENTIFIER),
+                ids,
+            ));
         } else {
             out.push(file(state, event, p, ids, Some(target)));
         }
@@ -279,10 +369,20 @@ fn edit(
         if ids.is_empty() && found.invalid == 0 {
             out.push(hold(state, event, now, policy));
         } else {
-            out.push(Decision::new(event, Outcome::Quarantined, Some(reason::EDIT_CHANGES_PATIENT), ids));
+            out.push(Decision::new(
+                event,
+                Outcome::Quarantined,
+                Some(reason::EDIT_CHANGES_PATIENT),
+                ids,
+            ));
         }
     } else {
-        out.push(Decision::new(event, Outcome::Ignored, Some(reason::TARGET_NOT_FILED), ids));
+        out.push(Decision::new(
+            event,
+            Outcome::Ignored,
+            Some(reason::TARGET_NOT_FILED),
+            ids,
+        ));
     }
 }
 
@@ -295,16 +395,32 @@ fn redaction(state: &mut ThreadState, event: ChatEvent, out: &mut Vec<Decision>)
         out.push(d);
     } else if state.held.iter().any(|h| h.event.id == target) {
         // Redacted before filing: its content (and held edits of it) is deleted.
-        let (gone, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut state.held)
-            .into_iter()
-            .partition(|h| h.event.id == target || h.event.target.as_deref() == Some(target.as_str()));
+        let (gone, kept): (Vec<Held>, Vec<Held>) =
+            std::mem::take(&mut state.held).into_iter().partition(|h| {
+                h.event.id == target || h.event.target.as_deref() == Some(target.as_str())
+            });
         state.held = kept;
-        out.push(Decision::new(event, Outcome::Ignored, Some(reason::REDACTED), Vec::new()));
+        out.push(Decision::new(
+            event,
+            Outcome::Ignored,
+            Some(reason::REDACTED),
+            Vec::new(),
+        ));
         for h in gone {
-            out.push(Decision::new(h.event, Outcome::Ignored, Some(reason::REDACTED), Vec::new()));
+            out.push(Decision::new(
+                h.event,
+                Outcome::Ignored,
+                Some(reason::REDACTED),
+                Vec::new(),
+            ));
         }
     } else {
-        out.push(Decision::new(event, Outcome::Ignored, Some(reason::TARGET_NOT_FILED), Vec::new()));
+        out.push(Decision::new(
+            event,
+            Outcome::Ignored,
+            Some(reason::TARGET_NOT_FILED),
+            Vec::new(),
+        ));
     }
 }
 

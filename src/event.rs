@@ -91,7 +91,14 @@ impl ChatEvent {
 /// `platform` + `room` + thread root, joined with a separator that cannot
 /// occur ambiguously (length-prefixed).
 pub fn thread_key(platform: &str, room: &str, root: &str) -> String {
-    format!("{}:{}|{}:{}|{}", platform.len(), platform, room.len(), room, root)
+    format!(
+        "{}:{}|{}:{}|{}",
+        platform.len(),
+        platform,
+        room.len(),
+        room,
+        root
+    )
 }
 
 /// `platform` + `id`, length-prefixed.
@@ -110,7 +117,10 @@ pub enum EventError {
     #[error("missing required field `{0}`")]
     Missing(&'static str),
     #[error("field `{field}` {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 /// Largest accepted event, in bytes of JSON (bounded memory per event).
@@ -141,15 +151,18 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 }
 
 /// Validate a parsed JSON value as chat event v1.
-pub fn from_value(value: serde_json::Value, default_platform: &str) -> Result<ChatEvent, EventError> {
+pub fn from_value(
+    value: serde_json::Value,
+    default_platform: &str,
+) -> Result<ChatEvent, EventError> {
     let serde_json::Value::Object(mut obj) = value else {
         return Err(EventError::NotObject);
     };
     let mut take = |name: &'static str| obj.remove(name).filter(|v| !v.is_null());
 
     let id = req_string(take("id"), "id")?;
-    let platform = opt_string(take("platform"), "platform")?
-        .unwrap_or_else(|| default_platform.to_owned());
+    let platform =
+        opt_string(take("platform"), "platform")?.unwrap_or_else(|| default_platform.to_owned());
     if platform.is_empty() {
         return Err(invalid("platform", "is empty"));
     }
@@ -173,8 +186,12 @@ pub fn from_value(value: serde_json::Value, default_platform: &str) -> Result<Ch
     let sender_name = opt_string(take("sender_name"), "sender_name")?;
     let sender_role = opt_string(take("sender_role"), "sender_role")?;
     let sent_raw = req_string(take("sent_at"), "sent_at")?;
-    let sent_at = DateTime::parse_from_rfc3339(&sent_raw)
-        .map_err(|e| invalid("sent_at", &format!("is not an RFC 3339 date-time with offset ({e})")))?;
+    let sent_at = DateTime::parse_from_rfc3339(&sent_raw).map_err(|e| {
+        invalid(
+            "sent_at",
+            &format!("is not an RFC 3339 date-time with offset ({e})"),
+        )
+    })?;
     let text = opt_string(take("text"), "text")?;
     let key = opt_string(take("key"), "key")?;
     let mentions = match take("mentions") {
@@ -185,8 +202,12 @@ pub fn from_value(value: serde_json::Value, default_platform: &str) -> Result<Ch
     let patient = match take("patient") {
         None => None,
         Some(v) => {
-            let tag: PatientTag = serde_json::from_value(v)
-                .map_err(|_| invalid("patient", "is not an object with string `system` and `value`"))?;
+            let tag: PatientTag = serde_json::from_value(v).map_err(|_| {
+                invalid(
+                    "patient",
+                    "is not an object with string `system` and `value`",
+                )
+            })?;
             if tag.system.trim().is_empty() || tag.value.trim().is_empty() {
                 return Err(invalid("patient", "has an empty `system` or `value`"));
             }
@@ -195,8 +216,12 @@ pub fn from_value(value: serde_json::Value, default_platform: &str) -> Result<Ch
     };
     let attachments = match take("attachments") {
         None => Vec::new(),
-        Some(v) => serde_json::from_value::<Vec<Attachment>>(v)
-            .map_err(|e| invalid("attachments", &format!("is not a list of attachments ({})", describe_json_error(&e))))?,
+        Some(v) => serde_json::from_value::<Vec<Attachment>>(v).map_err(|e| {
+            invalid(
+                "attachments",
+                &format!("is not a list of attachments ({})", describe_json_error(&e)),
+            )
+        })?,
     };
 
     match kind {
@@ -227,7 +252,10 @@ pub fn from_value(value: serde_json::Value, default_platform: &str) -> Result<Ch
 }
 
 fn invalid(field: &'static str, problem: &str) -> EventError {
-    EventError::Invalid { field, problem: problem.to_owned() }
+    EventError::Invalid {
+        field,
+        problem: problem.to_owned(),
+    }
 }
 
 fn req_string(v: Option<serde_json::Value>, field: &'static str) -> Result<String, EventError> {
@@ -238,7 +266,10 @@ fn req_string(v: Option<serde_json::Value>, field: &'static str) -> Result<Strin
     }
 }
 
-fn opt_string(v: Option<serde_json::Value>, field: &'static str) -> Result<Option<String>, EventError> {
+fn opt_string(
+    v: Option<serde_json::Value>,
+    field: &'static str,
+) -> Result<Option<String>, EventError> {
     match v {
         None => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s)),
@@ -264,7 +295,8 @@ fn json_type(v: &serde_json::Value) -> &'static str {
 mod tests {
     use super::*;
 
-    const OK: &str = r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":"hi"}"#;
+    const OK: &str =
+        r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":"hi"}"#;
 
     #[test]
     fn parses_minimal_event_with_defaults() {
@@ -286,17 +318,50 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("not json", "not valid JSON"),
             ("[1,2]", "not a JSON object"),
-            (r#"{"room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#, "missing required field `id`"),
-            (r#"{"id":"$1","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#, "missing required field `room`"),
-            (r#"{"id":"$1","room":"!r","sent_at":"2026-11-20T08:00:00Z"}"#, "missing required field `sender`"),
-            (r#"{"id":"$1","room":"!r","sender":"@a"}"#, "missing required field `sent_at`"),
-            (r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"yesterday"}"#, "field `sent_at` is not an RFC 3339"),
-            (r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00"}"#, "field `sent_at` is not an RFC 3339"),
-            (r#"{"id":7,"room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#, "field `id` must be a string, found a number"),
-            (r#"{"id":"$1","type":"poll","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#, "field `type` is not one of"),
-            (r#"{"id":"$1","type":"edit","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#, "missing required field `target`"),
-            (r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","patient":{"system":"s"}}"#, "field `patient`"),
-            (r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","mentions":"@b"}"#, "field `mentions`"),
+            (
+                r#"{"room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#,
+                "missing required field `id`",
+            ),
+            (
+                r#"{"id":"$1","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#,
+                "missing required field `room`",
+            ),
+            (
+                r#"{"id":"$1","room":"!r","sent_at":"2026-11-20T08:00:00Z"}"#,
+                "missing required field `sender`",
+            ),
+            (
+                r#"{"id":"$1","room":"!r","sender":"@a"}"#,
+                "missing required field `sent_at`",
+            ),
+            (
+                r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"yesterday"}"#,
+                "field `sent_at` is not an RFC 3339",
+            ),
+            (
+                r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00"}"#,
+                "field `sent_at` is not an RFC 3339",
+            ),
+            (
+                r#"{"id":7,"room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#,
+                "field `id` must be a string, found a number",
+            ),
+            (
+                r#"{"id":"$1","type":"poll","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#,
+                "field `type` is not one of",
+            ),
+            (
+                r#"{"id":"$1","type":"edit","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#,
+                "missing required field `target`",
+            ),
+            (
+                r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","patient":{"system":"s"}}"#,
+                "field `patient`",
+            ),
+            (
+                r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","mentions":"@b"}"#,
+                "field `mentions`",
+            ),
         ];
         for (input, want) in cases {
             let err = parse_event(input, "chat").unwrap_err().to_string();
@@ -308,7 +373,10 @@ mod tests {
     fn errors_never_echo_content() {
         let s = r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"9434765919 secret"}"#;
         let err = parse_event(s, "chat").unwrap_err().to_string();
-        assert!(!err.contains("9434765919") && !err.contains("secret"), "{err}");
+        assert!(
+            !err.contains("9434765919") && !err.contains("secret"),
+            "{err}"
+        );
         let s = r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":"9434765919 oops"#;
         let err = parse_event(s, "chat").unwrap_err().to_string();
         assert!(!err.contains("9434765919"), "{err}");
@@ -316,8 +384,16 @@ mod tests {
 
     #[test]
     fn oversized_event_rejected() {
-        let big = format!(r#"{{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":"{}"}}"#, "a".repeat(MAX_EVENT_BYTES));
-        assert!(parse_event(&big, "chat").unwrap_err().to_string().contains("larger than"));
+        let big = format!(
+            r#"{{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":"{}"}}"#,
+            "a".repeat(MAX_EVENT_BYTES)
+        );
+        assert!(
+            parse_event(&big, "chat")
+                .unwrap_err()
+                .to_string()
+                .contains("larger than")
+        );
     }
 
     #[test]

@@ -66,8 +66,16 @@ enum QuarantineCmd {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let overrides = match &cli.command {
-        Command::Run(a) => Config { source: a.source.clone(), sink: a.sink.clone(), ledger: a.ledger.clone(), ..Config::default() },
-        Command::Quarantine(QuarantineCmd::List { ledger, .. }) => Config { ledger: ledger.clone(), ..Config::default() },
+        Command::Run(a) => Config {
+            source: a.source.clone(),
+            sink: a.sink.clone(),
+            ledger: a.ledger.clone(),
+            ..Config::default()
+        },
+        Command::Quarantine(QuarantineCmd::List { ledger, .. }) => Config {
+            ledger: ledger.clone(),
+            ..Config::default()
+        },
         Command::Check => Config::default(),
     };
     let cfg = match Config::load(cli.config.as_deref(), &overrides) {
@@ -83,7 +91,9 @@ async fn main() -> ExitCode {
             Ok(r) => r.run().await.map(|_| ()),
             Err(e) => Err(e),
         },
-        Command::Quarantine(QuarantineCmd::List { status, json, .. }) => quarantine_list(&cfg, status.as_deref(), json).await,
+        Command::Quarantine(QuarantineCmd::List { status, json, .. }) => {
+            quarantine_list(&cfg, status.as_deref(), json).await
+        }
         Command::Check => {
             println!("{}", toml::to_string_pretty(&cfg).unwrap_or_default());
             Ok(())
@@ -110,9 +120,15 @@ async fn quarantine_list(cfg: &Config, status: Option<&str>, json: bool) -> anyh
             println!("{}", serde_json::to_string(i)?);
         }
     } else {
-        println!("{:>6}  {:<10}  {:<22}  {:<8}  {:<30}  event", "qid", "platform", "reason", "status", "created");
+        println!(
+            "{:>6}  {:<10}  {:<22}  {:<8}  {:<30}  event",
+            "qid", "platform", "reason", "status", "created"
+        );
         for i in &items {
-            println!("{:>6}  {:<10}  {:<22}  {:<8}  {:<30}  {}", i.qid, i.platform, i.reason, i.status, i.created_at, i.event_id);
+            println!(
+                "{:>6}  {:<10}  {:<22}  {:<8}  {:<30}  {}",
+                i.qid, i.platform, i.reason, i.status, i.created_at, i.event_id
+            );
         }
         println!("{} item(s)", items.len());
     }

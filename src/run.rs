@@ -60,7 +60,7 @@ enum Output {
     /// Print decision lines, write nothing.
     DryRun(Mutex<std::io::BufWriter<std::io::Stdout>>),
     Dir(DirSink),
-    Fhir(FhirSink),
+    Fhir(Box<FhirSink>),
 }
 
 /// Reject report: one JSON line per malformed input, with its position, reason and raw content.
@@ -70,7 +70,13 @@ struct RejectReport {
 }
 
 impl RejectReport {
-    fn write(&mut self, source: &str, line: u64, reason: &str, raw: Option<&str>) -> anyhow::Result<()> {
+    fn write(
+        &mut self,
+        source: &str,
+        line: u64,
+        reason: &str,
+        raw: Option<&str>,
+    ) -> anyhow::Result<()> {
         let rec = serde_json::json!({"source": source, "line": line, "outcome": "rejected", "reason": reason, "raw": raw});
         self.append(&rec)
     }
@@ -83,7 +89,9 @@ impl RejectReport {
     }
 
     fn append(&mut self, rec: &serde_json::Value) -> anyhow::Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         if self.file.is_none() {
             self.file = Some(
                 std::fs::OpenOptions::new()
@@ -120,15 +128,22 @@ pub struct Run {
 
 /// Load the identifier patterns named by the configuration.
 pub fn load_identify(cfg: &Config) -> anyhow::Result<Identify> {
-    let text = std::fs::read_to_string(&cfg.identifiers)
-        .with_context(|| format!("setting `identifiers`: cannot read {}", cfg.identifiers.display()))?;
-    Identify::from_toml(&text).map_err(|e| anyhow::anyhow!("setting `identifiers` ({}): {e}", cfg.identifiers.display()))
+    let text = std::fs::read_to_string(&cfg.identifiers).with_context(|| {
+        format!(
+            "setting `identifiers`: cannot read {}",
+            cfg.identifiers.display()
+        )
+    })?;
+    Identify::from_toml(&text)
+        .map_err(|e| anyhow::anyhow!("setting `identifiers` ({}): {e}", cfg.identifiers.display()))
 }
 
 impl Run {
     pub async fn new(cfg: Config, dry_run: bool) -> anyhow::Result<Self> {
         let identify = load_identify(&cfg)?;
-        let policy = Policy { hold_window: chrono::Duration::hours(i64::from(cfg.hold_window_hours)) };
+        let policy = Policy {
+            hold_window: chrono::Duration::hours(i64::from(cfg.hold_window_hours)),
+        };
         let sink = cfg.sink_spec().map_err(anyhow::Error::msg)?;
         let ledger_path = cfg.ledger_path();
         let mut workers = 1;
@@ -146,7 +161,11 @@ impl Run {
                     }
                 }
             }
-            (Ledger::open(&copy).await?, Output::DryRun(Mutex::new(std::io::BufWriter::new(std::io::stdout()))), Some(tmp))
+            (
+                Ledger::open(&copy).await?,
+                Output::DryRun(Mutex::new(std::io::BufWriter::new(std::io::stdout()))),
+                Some(tmp),
+            )
         } else {
             let out = match &sink {
                 SinkSpec::Dir(d) => {
@@ -156,7 +175,7 @@ impl Run {
                 SinkSpec::Fhir(url) => {
                     workers = cfg.fhir.concurrency;
                     reject_path = Some(cfg.ledger_path().with_extension("rejected.ndjson"));
-                    Output::Fhir(FhirSink::new(url, &cfg.fhir)?)
+                    Output::Fhir(Box::new(FhirSink::new(url, &cfg.fhir)?))
                 }
             };
             (Ledger::open(&ledger_path).await?, out, None)
@@ -171,11 +190,18 @@ impl Run {
             identify,
             policy,
             out,
-            rejects: Mutex::new(RejectReport { path: reject_path, file: None }),
+            rejects: Mutex::new(RejectReport {
+                path: reject_path,
+                file: None,
+            }),
             summary: Mutex::new(Summary::default()),
             source_name,
         };
-        Ok(Self { shared: Arc::new(shared), workers, _dry_dir: dry_dir })
+        Ok(Self {
+            shared: Arc::new(shared),
+            workers,
+            _dry_dir: dry_dir,
+        })
     }
 
     /// Process the whole source (or until interrupted, finishing in-flight events).
@@ -216,7 +242,9 @@ impl Run {
             };
             let Some(d) = d else { break };
             sh.summary.lock().expect("summary lock").read += 1;
-            let Some((ev, key)) = dispatch(&sh, &d).await? else { continue };
+            let Some((ev, key)) = dispatch(&sh, &d).await? else {
+                continue;
+            };
             let idx = worker_of(&key, senders.len());
             if senders[idx].send((ev, key)).await.is_err() {
                 break; // that worker failed; its error is reported below
@@ -240,8 +268,16 @@ impl Run {
         sh.ledger.close().await;
         let s = sh.summary.lock().expect("summary lock").clone();
         info!(
-            read = s.read, rejected = s.rejected, duplicates = s.duplicates, filed = s.filed, held = s.held,
-            quarantined = s.quarantined, ignored = s.ignored, bundles = s.bundles, interrupted, "run finished"
+            read = s.read,
+            rejected = s.rejected,
+            duplicates = s.duplicates,
+            filed = s.filed,
+            held = s.held,
+            quarantined = s.quarantined,
+            ignored = s.ignored,
+            bundles = s.bundles,
+            interrupted,
+            "run finished"
         );
         Ok(s)
     }
@@ -251,10 +287,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -303,18 +340,24 @@ async fn reject(sh: &Shared, d: &Delivery, why: &str, now: DateTime<Utc>) -> any
             "identifiers": [], "task": null, "reason": reason::MALFORMED});
         writeln!(w.lock().expect("stdout lock"), "{line}")?;
     } else {
-        sh.rejects.lock().expect("reject lock").write(&sh.source_name, d.seq, why, d.body.as_deref().ok())?;
+        sh.rejects.lock().expect("reject lock").write(
+            &sh.source_name,
+            d.seq,
+            why,
+            d.body.as_deref().ok(),
+        )?;
     }
-    sh.ledger.record_reject(&format!("{}:{}", sh.source_name, d.seq), why, now).await
+    sh.ledger
+        .record_reject(&format!("{}:{}", sh.source_name, d.seq), why, now)
+        .await
 }
 
 async fn thread_key(sh: &Shared, ev: &ChatEvent) -> anyhow::Result<String> {
-    if ev.kind != EventKind::Message {
-        if let Some(t) = &ev.target {
-            if let Some(k) = sh.ledger.thread_of(&ev.platform, t).await? {
-                return Ok(k);
-            }
-        }
+    if ev.kind != EventKind::Message
+        && let Some(t) = &ev.target
+        && let Some(k) = sh.ledger.thread_of(&ev.platform, t).await?
+    {
+        return Ok(k);
     }
     Ok(ev.thread_key())
 }
@@ -334,7 +377,12 @@ async fn one(sh: &Shared, ev: ChatEvent, key: &str) -> anyhow::Result<()> {
 }
 
 /// Write a step's decisions in order, then commit them with the new state.
-async fn apply(sh: &Shared, key: &str, mut step: decide::Step, now: DateTime<Utc>) -> anyhow::Result<()> {
+async fn apply(
+    sh: &Shared,
+    key: &str,
+    mut step: decide::Step,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     for d in &mut step.decisions {
         if d.outcome == Outcome::Filed {
             write(sh, d, now).await?;
@@ -343,7 +391,11 @@ async fn apply(sh: &Shared, key: &str, mut step: decide::Step, now: DateTime<Utc
             }
             if d.outcome == Outcome::Rejected {
                 let why = d.reason.as_deref().unwrap_or("rejected");
-                sh.rejects.lock().expect("reject lock").write_event(&sh.source_name, &d.event, why)?;
+                sh.rejects.lock().expect("reject lock").write_event(
+                    &sh.source_name,
+                    &d.event,
+                    why,
+                )?;
             }
         }
         debug!(event_id = %d.event.id, thread = key, outcome = d.outcome.as_str(), reason = d.reason.as_deref(), "decided");
@@ -353,7 +405,9 @@ async fn apply(sh: &Shared, key: &str, mut step: decide::Step, now: DateTime<Utc
             w.write_all(b"\n")?;
         }
     }
-    sh.ledger.commit(key, &step.state, &step.decisions, now).await?;
+    sh.ledger
+        .commit(key, &step.state, &step.decisions, now)
+        .await?;
     let mut s = sh.summary.lock().expect("summary lock");
     for d in &step.decisions {
         s.count(d);
@@ -367,9 +421,14 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
     match &sh.out {
         Output::DryRun(_) => Ok(()),
         Output::Dir(sink) => {
-            let ctx = RecordCtx { now, patient_ref: None, device };
+            let ctx = RecordCtx {
+                now,
+                patient_ref: None,
+                device,
+            };
             if let Some(b) = record::bundle(d, &ctx) {
-                sink.write(&serde_json::to_vec(&b)?).map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}"))?;
+                sink.write(&serde_json::to_vec(&b)?)
+                    .map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}"))?;
                 sh.summary.lock().expect("summary lock").bundles += 1;
             }
             Ok(())
@@ -377,16 +436,30 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
         Output::Fhir(sink) => {
             let mut patient_ref = None;
             if sh.cfg.fhir.resolve_patients {
-                let Some(p) = d.patient.clone() else { return Ok(()) };
+                let Some(p) = d.patient.clone() else {
+                    return Ok(());
+                };
                 match sink.resolve(&p).await {
                     Ok(Resolution::Found(r)) => patient_ref = Some(r),
-                    Ok(Resolution::Unknown) => return Ok(quarantine(d, reason::UNKNOWN_PATIENT)),
-                    Ok(Resolution::Ambiguous) => return Ok(quarantine(d, reason::AMBIGUOUS_PATIENT)),
+                    Ok(Resolution::Unknown) => {
+                        quarantine(d, reason::UNKNOWN_PATIENT);
+                        return Ok(());
+                    }
+                    Ok(Resolution::Ambiguous) => {
+                        quarantine(d, reason::AMBIGUOUS_PATIENT);
+                        return Ok(());
+                    }
                     Err(e) => return fail(d, e),
                 }
             }
-            let ctx = RecordCtx { now, patient_ref: patient_ref.as_deref(), device };
-            let Some(b) = record::bundle(d, &ctx) else { return Ok(()) };
+            let ctx = RecordCtx {
+                now,
+                patient_ref: patient_ref.as_deref(),
+                device,
+            };
+            let Some(b) = record::bundle(d, &ctx) else {
+                return Ok(());
+            };
             match sink.write(&serde_json::to_vec(&b)?).await {
                 Ok(resources) => {
                     debug!(event_id = %d.event.id, resources = resources.len(), "written");
@@ -415,10 +488,16 @@ fn fail(d: &mut Decision, e: WriteError) -> anyhow::Result<()> {
             Ok(())
         }
         WriteError::Retryable(why) => {
-            anyhow::bail!("FHIR server unavailable, stopping with event {} uncommitted (it is redone on the next run): {why}", d.event.id)
+            anyhow::bail!(
+                "FHIR server unavailable, stopping with event {} uncommitted (it is redone on the next run): {why}",
+                d.event.id
+            )
         }
         WriteError::Fatal(why) => {
-            anyhow::bail!("cannot write to the FHIR server, stopping with event {} uncommitted (it is redone on the next run): {why}", d.event.id)
+            anyhow::bail!(
+                "cannot write to the FHIR server, stopping with event {} uncommitted (it is redone on the next run): {why}",
+                d.event.id
+            )
         }
     }
 }

@@ -18,7 +18,14 @@ fn fixtures_end_to_end_match_expected_decisions() {
     let out = tmp.path().join("out");
     let sink = format!("dir:{}", out.display());
     // dry run first: decision lines, nothing written
-    let dry = run_ok(&["run", "--dry-run", "--source", &fixtures_src(), "--sink", &sink]);
+    let dry = run_ok(&[
+        "run",
+        "--dry-run",
+        "--source",
+        &fixtures_src(),
+        "--sink",
+        &sink,
+    ]);
     assert!(!out.exists(), "--dry-run must write nothing");
     let got = final_decisions(&dry.stdout);
     let want = expected();
@@ -35,26 +42,53 @@ fn fixtures_end_to_end_match_expected_decisions() {
         assert_eq!(b["type"], "transaction");
         let (c, id) = communication(b);
         let req = &b["entry"][0]["request"];
-        let patient = filed.get(&id).unwrap_or_else(|| panic!("bundle for {id}, which is not expected filed")).2.clone().unwrap();
+        let patient = filed
+            .get(&id)
+            .unwrap_or_else(|| panic!("bundle for {id}, which is not expected filed"))
+            .2
+            .clone()
+            .unwrap();
         let subject = c["subject"]["reference"].as_str().unwrap();
-        assert!(subject.starts_with("Patient?identifier=") && subject.ends_with(&format!("|{patient}")), "{id}: {subject}");
+        assert!(
+            subject.starts_with("Patient?identifier=") && subject.ends_with(&format!("|{patient}")),
+            "{id}: {subject}"
+        );
         if req["method"] == "POST" {
-            assert!(req["ifNoneExist"].as_str().unwrap().contains(&id), "conditional create on the identifier");
+            assert!(
+                req["ifNoneExist"].as_str().unwrap().contains(&id),
+                "conditional create on the identifier"
+            );
         } else {
-            assert_eq!(c["status"], "entered-in-error", "PUT is only used for redactions");
+            assert_eq!(
+                c["status"], "entered-in-error",
+                "PUT is only used for redactions"
+            );
         }
         let prov = &b["entry"][1]["resource"];
         assert_eq!(prov["resourceType"], "Provenance");
         assert_eq!(prov["agent"].as_array().unwrap().len(), 2);
     }
     // quarantine list shows every quarantined event, without text
-    let q = run_ok(&["quarantine", "list", "--json", "--ledger", &out.join("ledger.db").display().to_string()]);
-    let items: Vec<serde_json::Value> = String::from_utf8_lossy(&q.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let q = run_ok(&[
+        "quarantine",
+        "list",
+        "--json",
+        "--ledger",
+        &out.join("ledger.db").display().to_string(),
+    ]);
+    let items: Vec<serde_json::Value> = String::from_utf8_lossy(&q.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let want_q: Vec<_> = want.iter().filter(|(_, w)| w.0 == "quarantined").collect();
     assert_eq!(items.len(), want_q.len());
     for i in &items {
         let id = i["event_id"].as_str().unwrap();
-        assert_eq!(Some(i["reason"].as_str().unwrap()), want[id].1.as_deref(), "{id}");
+        assert_eq!(
+            Some(i["reason"].as_str().unwrap()),
+            want[id].1.as_deref(),
+            "{id}"
+        );
         assert!(i.get("text").is_none() && i.get("content").is_none());
     }
 }
@@ -63,30 +97,46 @@ fn fixtures_end_to_end_match_expected_decisions() {
 fn replies_and_thread_members_are_linked() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    run_ok(&["run", "--source", &fixtures_src(), "--sink", &format!("dir:{}", out.display())]);
-    let events: HashMap<String, serde_json::Value> = std::fs::read_to_string(fixture("ward-chat.ndjson"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["id"].as_str().unwrap().to_owned(), v)
-        })
-        .collect();
+    run_ok(&[
+        "run",
+        "--source",
+        &fixtures_src(),
+        "--sink",
+        &format!("dir:{}", out.display()),
+    ]);
+    let events: HashMap<String, serde_json::Value> =
+        std::fs::read_to_string(fixture("ward-chat.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_str().unwrap().to_owned(), v)
+            })
+            .collect();
     let (mut part_of, mut in_response) = (0, 0);
     for b in bundles(&out) {
         let (c, id) = communication(&b);
         let e = &events[&id];
         if let Some(r) = c["inResponseTo"][0]["reference"].as_str() {
-            assert!(r.ends_with(&format!(":{}", e["reply_to"].as_str().unwrap())), "{id}: {r}");
+            assert!(
+                r.ends_with(&format!(":{}", e["reply_to"].as_str().unwrap())),
+                "{id}: {r}"
+            );
             in_response += 1;
         }
         if let Some(r) = c["partOf"][0]["reference"].as_str() {
-            assert!(e.get("thread").is_some(), "{id}: only thread members have partOf");
+            assert!(
+                e.get("thread").is_some(),
+                "{id}: only thread members have partOf"
+            );
             assert!(r.starts_with("Communication?identifier="), "{r}");
             part_of += 1;
         }
     }
-    assert!(part_of > 50 && in_response > 5, "partOf {part_of}, inResponseTo {in_response}");
+    assert!(
+        part_of > 50 && in_response > 5,
+        "partOf {part_of}, inResponseTo {in_response}"
+    );
 }
 
 #[test]
@@ -98,13 +148,30 @@ fn same_events_twice_write_once() {
     let input = tmp.path().join("dup.ndjson");
     let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
     let first: Vec<&str> = text.lines().take(60).collect();
-    std::fs::write(&input, format!("{}\n{}\n", first.join("\n"), first.join("\n"))).unwrap();
-    run_ok(&["run", "--source", &format!("file:{}", input.display()), "--sink", &sink]);
+    std::fs::write(
+        &input,
+        format!("{}\n{}\n", first.join("\n"), first.join("\n")),
+    )
+    .unwrap();
+    run_ok(&[
+        "run",
+        "--source",
+        &format!("file:{}", input.display()),
+        "--sink",
+        &sink,
+    ]);
     let n1 = bundles(&out).len();
     assert!(n1 > 0);
-    let ids: std::collections::HashSet<String> = bundles(&out).iter().map(|b| communication(b).1).collect();
+    let ids: std::collections::HashSet<String> =
+        bundles(&out).iter().map(|b| communication(b).1).collect();
     assert_eq!(ids.len(), n1, "no event written twice within a run");
-    run_ok(&["run", "--source", &format!("file:{}", input.display()), "--sink", &sink]);
+    run_ok(&[
+        "run",
+        "--source",
+        &format!("file:{}", input.display()),
+        "--sink",
+        &sink,
+    ]);
     assert_eq!(bundles(&out).len(), n1, "a replay writes nothing new");
 }
 
@@ -120,15 +187,34 @@ fn second_run_continues_threads_of_the_first() {
     std::fs::write(&fb, b.join("\n")).unwrap();
     let out = tmp.path().join("out");
     let sink = format!("dir:{}", out.display());
-    run_ok(&["run", "--source", &format!("file:{}", fa.display()), "--sink", &sink]);
+    run_ok(&[
+        "run",
+        "--source",
+        &format!("file:{}", fa.display()),
+        "--sink",
+        &sink,
+    ]);
     // the dry run of the second half starts from the first run's ledger
-    let dry = run_ok(&["run", "--dry-run", "--source", &format!("file:{}", fb.display()), "--sink", &sink]);
+    let dry = run_ok(&[
+        "run",
+        "--dry-run",
+        "--source",
+        &format!("file:{}", fb.display()),
+        "--sink",
+        &sink,
+    ]);
     let got = final_decisions(&dry.stdout);
     let want = expected();
     for (id, g) in &got {
         assert_eq!(Some(g), want.get(id), "final decision of {id} across runs");
     }
-    run_ok(&["run", "--source", &format!("file:{}", fb.display()), "--sink", &sink]);
+    run_ok(&[
+        "run",
+        "--source",
+        &format!("file:{}", fb.display()),
+        "--sink",
+        &sink,
+    ]);
     let filed = want.values().filter(|w| w.0 == "filed").count();
     assert_eq!(bundles(&out).len(), filed);
 }
@@ -147,26 +233,60 @@ fn late_identification_in_a_later_run_files_held_messages() {
     std::fs::write(&fb, concat!(
         r#"{"id":"$h3","room":"!r","thread":"$h1","sender":"@a","sent_at":"2026-11-21T10:05:00Z","text":"it's 943 476 5919"}"#, "\n",
     )).unwrap();
-    run_ok(&["run", "--source", &format!("file:{}", fa.display()), "--sink", &sink]);
+    run_ok(&[
+        "run",
+        "--source",
+        &format!("file:{}", fa.display()),
+        "--sink",
+        &sink,
+    ]);
     assert!(bundles(&out).is_empty(), "held messages are not written");
-    let dry = run_ok(&["run", "--dry-run", "--source", &format!("file:{}", fb.display()), "--sink", &sink]);
+    let dry = run_ok(&[
+        "run",
+        "--dry-run",
+        "--source",
+        &format!("file:{}", fb.display()),
+        "--sink",
+        &sink,
+    ]);
     let got = final_decisions(&dry.stdout);
     for id in ["$h1", "$h2", "$h3"] {
-        assert_eq!(got[id], ("filed".into(), None, Some("9434765919".into())), "{id}");
+        assert_eq!(
+            got[id],
+            ("filed".into(), None, Some("9434765919".into())),
+            "{id}"
+        );
     }
-    run_ok(&["run", "--source", &format!("file:{}", fb.display()), "--sink", &sink]);
+    run_ok(&[
+        "run",
+        "--source",
+        &format!("file:{}", fb.display()),
+        "--sink",
+        &sink,
+    ]);
     let ids: Vec<String> = bundles(&out).iter().map(|b| communication(b).1).collect();
-    assert_eq!(ids, ["$h1", "$h2", "$h3"], "held messages filed in order, before the identifying one");
+    assert_eq!(
+        ids,
+        ["$h1", "$h2", "$h3"],
+        "held messages filed in order, before the identifying one"
+    );
 }
 
 #[test]
 fn malformed_events_are_rejected_with_line_and_reason_and_the_rest_flows() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let o = run_ok(&["run", "--source", &format!("file:{}", fixture("malformed.ndjson").display()), "--sink", &format!("dir:{}", out.display())]);
+    let o = run_ok(&[
+        "run",
+        "--source",
+        &format!("file:{}", fixture("malformed.ndjson").display()),
+        "--sink",
+        &format!("dir:{}", out.display()),
+    ]);
     assert!(o.status.success(), "rejected events do not fail the run");
     let want: HashMap<String, Option<String>> =
-        serde_json::from_str(&std::fs::read_to_string(fixture("malformed-expected.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture("malformed-expected.json")).unwrap())
+            .unwrap();
     let report = std::fs::read_to_string(out.join("rejected.ndjson")).unwrap();
     let got: HashMap<String, serde_json::Value> = report
         .lines()
@@ -178,11 +298,24 @@ fn malformed_events_are_rejected_with_line_and_reason_and_the_rest_flows() {
     for (line, reason) in &want {
         match reason {
             Some(r) => {
-                let g = got.get(line).unwrap_or_else(|| panic!("line {line} not rejected"));
-                assert!(g["reason"].as_str().unwrap().contains(r.as_str()), "line {line}: {} lacks {r}", g["reason"]);
-                assert!(g["raw"].is_string(), "the raw line is kept so nothing is lost");
+                let g = got
+                    .get(line)
+                    .unwrap_or_else(|| panic!("line {line} not rejected"));
+                assert!(
+                    g["reason"].as_str().unwrap().contains(r.as_str()),
+                    "line {line}: {} lacks {r}",
+                    g["reason"]
+                );
+                assert!(
+                    g["raw"].is_string(),
+                    "the raw line is kept so nothing is lost"
+                );
             }
-            None => assert!(!got.contains_key(line), "valid line {line} rejected: {:?}", got.get(line)),
+            None => assert!(
+                !got.contains_key(line),
+                "valid line {line} rejected: {:?}",
+                got.get(line)
+            ),
         }
     }
     assert_eq!(got.len(), want.values().filter(|r| r.is_some()).count());
@@ -191,9 +324,18 @@ fn malformed_events_are_rejected_with_line_and_reason_and_the_rest_flows() {
     let mut f = std::fs::File::create(&junk).unwrap();
     f.write_all(b"\xff\xfe\x00garbage\n{\"id\":\n\n{}").unwrap();
     drop(f);
-    let o = run_ok(&["run", "--source", &format!("file:{}", junk.display()), "--sink", &format!("dir:{}", tmp.path().join("j").display())]);
+    let o = run_ok(&[
+        "run",
+        "--source",
+        &format!("file:{}", junk.display()),
+        "--sink",
+        &format!("dir:{}", tmp.path().join("j").display()),
+    ]);
     assert!(o.status.success());
-    let n = std::fs::read_to_string(tmp.path().join("j/rejected.ndjson")).unwrap().lines().count();
+    let n = std::fs::read_to_string(tmp.path().join("j/rejected.ndjson"))
+        .unwrap()
+        .lines()
+        .count();
     assert_eq!(n, 3);
 }
 
@@ -202,7 +344,13 @@ fn stdin_source_works() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let mut child = bin()
-        .args(["run", "--source", "-", "--sink", &format!("dir:{}", out.display())])
+        .args([
+            "run",
+            "--source",
+            "-",
+            "--sink",
+            &format!("dir:{}", out.display()),
+        ])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -222,7 +370,13 @@ fn logs_never_contain_message_text_or_identifiers() {
     for src in [fixture("ward-chat.ndjson"), fixture("malformed.ndjson")] {
         for level in ["trace", "debug"] {
             let o = bin()
-                .args(["run", "--source", &format!("file:{}", src.display()), "--sink", &format!("dir:{}", out.display())])
+                .args([
+                    "run",
+                    "--source",
+                    &format!("file:{}", src.display()),
+                    "--sink",
+                    &format!("dir:{}", out.display()),
+                ])
                 .env("RECORDBRIDGE_LOG__LEVEL", level)
                 .output()
                 .unwrap();
@@ -232,7 +386,8 @@ fn logs_never_contain_message_text_or_identifiers() {
     }
     let logs = String::from_utf8_lossy(&all_stderr);
     assert!(logs.contains("decided"), "logging was on at debug level");
-    let patients: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(fixture("patients.json")).unwrap()).unwrap();
+    let patients: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("patients.json")).unwrap()).unwrap();
     for p in &patients {
         for k in ["nhs_number", "hospital_number", "family"] {
             let v = p[k].as_str().unwrap();
@@ -242,7 +397,10 @@ fn logs_never_contain_message_text_or_identifiers() {
         let spaced = format!("{} {} {}", &nhs[..3], &nhs[3..6], &nhs[6..]);
         assert!(!logs.contains(&spaced));
     }
-    for l in std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap().lines() {
+    for l in std::fs::read_to_string(fixture("ward-chat.ndjson"))
+        .unwrap()
+        .lines()
+    {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         if let Some(t) = v["text"].as_str().filter(|t| t.len() >= 16) {
             let snippet: String = t.chars().take(16).collect();
@@ -255,37 +413,85 @@ fn logs_never_contain_message_text_or_identifiers() {
 fn config_file_env_and_flags_with_named_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("rb.toml");
-    std::fs::write(&cfg, format!("source = \"{}\"\nsink = \"dir:{}\"\nhold_window_hours = 24\n", fixtures_src(), tmp.path().join("a").display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "source = \"{}\"\nsink = \"dir:{}\"\nhold_window_hours = 24\n",
+            fixtures_src(),
+            tmp.path().join("a").display()
+        ),
+    )
+    .unwrap();
     let o = run_ok(&["--config", cfg.to_str().unwrap(), "check"]);
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("hold_window_hours = 24"), "{s}");
     // environment overrides the file
-    let o = bin().args(["--config", cfg.to_str().unwrap(), "check"]).env("RECORDBRIDGE_HOLD_WINDOW_HOURS", "12").output().unwrap();
+    let o = bin()
+        .args(["--config", cfg.to_str().unwrap(), "check"])
+        .env("RECORDBRIDGE_HOLD_WINDOW_HOURS", "12")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("hold_window_hours = 12"));
     // the test suite's own variables and the config file variable are not settings
-    let o = bin().args(["check"]).env("RECORDBRIDGE_TEST_ANYTHING", "x").env("RECORDBRIDGE_CONFIG", cfg.to_str().unwrap()).output().unwrap();
+    let o = bin()
+        .args(["check"])
+        .env("RECORDBRIDGE_TEST_ANYTHING", "x")
+        .env("RECORDBRIDGE_CONFIG", cfg.to_str().unwrap())
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("hold_window_hours = 24"), "RECORDBRIDGE_CONFIG names the file");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("hold_window_hours = 24"),
+        "RECORDBRIDGE_CONFIG names the file"
+    );
     // a bad setting is named, exit status 2
-    let o = bin().args(["--config", cfg.to_str().unwrap(), "check"]).env("RECORDBRIDGE_FHIR__CONCURRENCY", "0").output().unwrap();
+    let o = bin()
+        .args(["--config", cfg.to_str().unwrap(), "check"])
+        .env("RECORDBRIDGE_FHIR__CONCURRENCY", "0")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("fhir.concurrency"));
     // flags override file and environment: the run writes where --sink says
     let b = tmp.path().join("b");
-    run_ok(&["--config", cfg.to_str().unwrap(), "run", "--sink", &format!("dir:{}", b.display())]);
+    run_ok(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "run",
+        "--sink",
+        &format!("dir:{}", b.display()),
+    ]);
     assert!(!bundles(&b).is_empty());
     assert!(!tmp.path().join("a").exists());
     // a run that cannot work fails with non-zero status
-    let o = bin().args(["run", "--source", "file:/nonexistent/x.ndjson", "--sink", &format!("dir:{}", tmp.path().join("c").display())]).output().unwrap();
+    let o = bin()
+        .args([
+            "run",
+            "--source",
+            "file:/nonexistent/x.ndjson",
+            "--sink",
+            &format!("dir:{}", tmp.path().join("c").display()),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot open source file"));
 }
 
 #[test]
 fn help_on_every_command() {
-    for args in [vec!["--help"], vec!["run", "--help"], vec!["quarantine", "--help"], vec!["quarantine", "list", "--help"], vec!["check", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["quarantine", "--help"],
+        vec!["quarantine", "list", "--help"],
+        vec!["check", "--help"],
+    ] {
         let o = run_ok(&args);
-        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }
 
@@ -294,7 +500,13 @@ fn sigterm_stops_gracefully_after_committing_what_was_read() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let mut child = bin()
-        .args(["run", "--source", "-", "--sink", &format!("dir:{}", out.display())])
+        .args([
+            "run",
+            "--source",
+            "-",
+            "--sink",
+            &format!("dir:{}", out.display()),
+        ])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -307,18 +519,31 @@ fn sigterm_stops_gracefully_after_committing_what_was_read() {
     // stdin stays open: the run would wait for more; wait until the three are written
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !(out.exists() && bundles(&out).len() == 3) {
-        assert!(std::time::Instant::now() < deadline, "events were not processed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events were not processed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "graceful shutdown exits 0: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "graceful shutdown exits 0: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("shutdown requested"));
     drop(stdin);
     // the ledger has them: a rerun of the same events writes nothing new
     let src = tmp.path().join("again.ndjson");
     std::fs::write(&src, (0..3).map(|i| format!(r#"{{"id":"$g{i}","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"pt 943 476 5919"}}"#)).collect::<Vec<_>>().join("\n")).unwrap();
-    run_ok(&["run", "--source", &format!("file:{}", src.display()), "--sink", &format!("dir:{}", out.display())]);
+    run_ok(&[
+        "run",
+        "--source",
+        &format!("file:{}", src.display()),
+        "--sink",
+        &format!("dir:{}", out.display()),
+    ]);
     assert_eq!(bundles(&out).len(), 3);
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::Output;
 
-use common::gateway::{Fault, GwAuth, Gateway};
+use common::gateway::{Fault, Gateway, GwAuth};
 use common::hfs::{Hfs, patients};
 use common::*;
 
@@ -45,7 +45,11 @@ fn fast_retries() -> Vec<(String, String)> {
 }
 
 fn ok(o: &Output) {
-    assert!(o.status.success(), "run failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Patient/id → identifier values of that Patient.
@@ -54,7 +58,12 @@ async fn patient_ids(h: &Hfs) -> HashMap<String, HashSet<String>> {
         .await
         .into_iter()
         .map(|p| {
-            let vals = p["identifier"].as_array().unwrap().iter().map(|i| i["value"].as_str().unwrap().to_owned()).collect();
+            let vals = p["identifier"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["value"].as_str().unwrap().to_owned())
+                .collect();
             (format!("Patient/{}", p["id"].as_str().unwrap()), vals)
         })
         .collect()
@@ -91,7 +100,10 @@ fn whole_threads(threads: usize, path: &Path) -> HashSet<String> {
     for l in text.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         let id = v["id"].as_str().unwrap().to_owned();
-        let root = v["thread"].as_str().map(str::to_owned).unwrap_or_else(|| id.clone());
+        let root = v["thread"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| id.clone());
         if !roots.contains(&root) && roots.len() < threads {
             roots.push(root.clone());
         }
@@ -113,11 +125,20 @@ async fn assert_communications(h: &Hfs, want: &HashMap<String, String>) {
         let urn = c["identifier"][0]["value"].as_str().unwrap();
         let id = urn.rsplit(':').next().unwrap().to_owned();
         assert!(seen.insert(id.clone()), "{id} written twice");
-        let p = want.get(&id).unwrap_or_else(|| panic!("unexpected Communication for {id}"));
+        let p = want
+            .get(&id)
+            .unwrap_or_else(|| panic!("unexpected Communication for {id}"));
         let subject = c["subject"]["reference"].as_str().unwrap();
-        assert!(pats.get(subject).is_some_and(|ids| ids.contains(p)), "{id}: subject {subject} is not the patient with {p}");
+        assert!(
+            pats.get(subject).is_some_and(|ids| ids.contains(p)),
+            "{id}: subject {subject} is not the patient with {p}"
+        );
     }
-    assert_eq!(seen.len(), want.len(), "one Communication per filed message");
+    assert_eq!(
+        seen.len(),
+        want.len(),
+        "one Communication per filed message"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +154,10 @@ async fn fixtures_into_fhir_exactly_once_and_replay_creates_nothing() {
     let comms = h.count("Communication").await;
     let provs = h.count("Provenance").await;
     let filed = expected().values().filter(|w| w.0 == "filed").count() as u64;
-    assert_eq!(provs, filed, "one Provenance per write (messages, edits and redactions)");
+    assert_eq!(
+        provs, filed,
+        "one Provenance per write (messages, edits and redactions)"
+    );
     // the same input again with the same ledger: deduplicated, nothing new
     ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
     // and with a fresh ledger (as after losing it): conditional creates make the replay change nothing
@@ -141,7 +165,11 @@ async fn fixtures_into_fhir_exactly_once_and_replay_creates_nothing() {
     ok(&run_bin(run_args(&src, &h.base, &fresh), vec![]).await);
     assert_eq!(h.count("Communication").await, comms);
     assert_eq!(h.count("Provenance").await, provs);
-    assert_eq!(h.count("Patient").await, patients("patients.json").len() as u64, "the bridge never creates Patients");
+    assert_eq!(
+        h.count("Patient").await,
+        patients("patients.json").len() as u64,
+        "the bridge never creates Patients"
+    );
     // redactions left the Communication entered-in-error without its text
     let redacted = h.all("Communication?status=entered-in-error").await;
     assert!(!redacted.is_empty());
@@ -161,34 +189,75 @@ async fn unknown_and_ambiguous_patients_are_quarantined_not_written() {
     let h = Hfs::start().await;
     h.seed(&patients("patients.json")).await;
     h.seed(&patients("duplicate-patients.json")).await;
-    let known = patients("patients.json")[0]["nhs_number"].as_str().unwrap().to_owned();
-    let unknown = patients("unknown-patients.json")[0]["nhs_number"].as_str().unwrap().to_owned();
-    let dup = patients("duplicate-patients.json")[0]["nhs_number"].as_str().unwrap().to_owned();
+    let known = patients("patients.json")[0]["nhs_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unknown = patients("unknown-patients.json")[0]["nhs_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dup = patients("duplicate-patients.json")[0]["nhs_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("in.ndjson");
-    std::fs::write(&src, [
-        ev("$u1", None, &format!("pt {unknown} in bay 2")),
-        ev("$u2", Some("$u1"), "bloods sent"),
-        ev("$d1", None, &format!("pt {dup} for review")),
-        ev("$k1", None, &format!("pt {known} stable")),
-        ev("$k2", Some("$k1"), "for discharge"),
-    ].join("\n")).unwrap();
+    std::fs::write(
+        &src,
+        [
+            ev("$u1", None, &format!("pt {unknown} in bay 2")),
+            ev("$u2", Some("$u1"), "bloods sent"),
+            ev("$d1", None, &format!("pt {dup} for review")),
+            ev("$k1", None, &format!("pt {known} stable")),
+            ev("$k2", Some("$k1"), "for discharge"),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
     let ledger = tmp.path().join("l.db");
     ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
-    let q = run_bin(vec!["quarantine".into(), "list".into(), "--json".into(), "--ledger".into(), ledger.display().to_string()], vec![]).await;
+    let q = run_bin(
+        vec![
+            "quarantine".into(),
+            "list".into(),
+            "--json".into(),
+            "--ledger".into(),
+            ledger.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
     let reasons: HashMap<String, String> = String::from_utf8_lossy(&q.stdout)
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["event_id"].as_str().unwrap().to_owned(), v["reason"].as_str().unwrap().to_owned())
+            (
+                v["event_id"].as_str().unwrap().to_owned(),
+                v["reason"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
-    assert_eq!(reasons.get("$u1").map(String::as_str), Some("unknown-patient"));
-    assert_eq!(reasons.get("$u2").map(String::as_str), Some("unknown-patient"), "a thread about an unknown patient is not filed elsewhere");
-    assert_eq!(reasons.get("$d1").map(String::as_str), Some("ambiguous-patient"));
+    assert_eq!(
+        reasons.get("$u1").map(String::as_str),
+        Some("unknown-patient")
+    );
+    assert_eq!(
+        reasons.get("$u2").map(String::as_str),
+        Some("unknown-patient"),
+        "a thread about an unknown patient is not filed elsewhere"
+    );
+    assert_eq!(
+        reasons.get("$d1").map(String::as_str),
+        Some("ambiguous-patient")
+    );
     assert_eq!(reasons.len(), 3);
     let comms = h.all("Communication").await;
-    assert_eq!(comms.len(), 2, "only the known patient's messages are written");
+    assert_eq!(
+        comms.len(),
+        2,
+        "only the known patient's messages are written"
+    );
     let pats = patient_ids(&h).await;
     for c in comms {
         assert!(pats[c["subject"]["reference"].as_str().unwrap()].contains(&known));
@@ -198,13 +267,20 @@ async fn unknown_and_ambiguous_patients_are_quarantined_not_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_bundle_is_rejected_with_the_servers_reason() {
     let h = Hfs::start().await;
-    let unknown = patients("unknown-patients.json")[0]["nhs_number"].as_str().unwrap().to_owned();
+    let unknown = patients("unknown-patients.json")[0]["nhs_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("in.ndjson");
     std::fs::write(&src, ev("$r1", None, &format!("pt {unknown}"))).unwrap();
     let ledger = tmp.path().join("l.db");
     // without resolution the conditional patient reference matches nothing: the server answers 4xx
-    let o = run_bin(run_args(&src, &h.base, &ledger), vec![("RECORDBRIDGE_FHIR__RESOLVE_PATIENTS".into(), "false".into())]).await;
+    let o = run_bin(
+        run_args(&src, &h.base, &ledger),
+        vec![("RECORDBRIDGE_FHIR__RESOLVE_PATIENTS".into(), "false".into())],
+    )
+    .await;
     ok(&o);
     let l = recordbridge::ledger::Ledger::open(&ledger).await.unwrap();
     let out = l.outcomes().await.unwrap();
@@ -212,7 +288,10 @@ async fn refused_bundle_is_rejected_with_the_servers_reason() {
     assert_eq!(out[0].1, "rejected");
     let reason = out[0].2.clone().unwrap();
     assert!(reason.starts_with("HTTP 4"), "{reason}");
-    assert!(!reason.contains(&unknown[4..]), "the server's text is masked: {reason}");
+    assert!(
+        !reason.contains(&unknown[4..]),
+        "the server's text is masked: {reason}"
+    );
     assert_eq!(h.count("Communication").await, 0);
     // nothing is lost: the refused event is kept whole in the reject report next to the ledger
     let report = std::fs::read_to_string(tmp.path().join("l.rejected.ndjson")).unwrap();
@@ -227,14 +306,32 @@ async fn faults_503_and_429_retry_after_lose_nothing_and_duplicate_nothing() {
     let h = Hfs::start().await;
     h.seed(&patients("patients.json")).await;
     let gw = Gateway::start(&h.base, GwAuth::None).await;
-    gw.push_faults([Fault::Status(503), Fault::Status(503), Fault::RetryAfter(429, 1), Fault::Status(500), Fault::RetryAfter(503, 1)]);
-    gw.state.fault_every.store(5, std::sync::atomic::Ordering::SeqCst);
+    gw.push_faults([
+        Fault::Status(503),
+        Fault::Status(503),
+        Fault::RetryAfter(429, 1),
+        Fault::Status(500),
+        Fault::RetryAfter(503, 1),
+    ]);
+    gw.state
+        .fault_every
+        .store(5, std::sync::atomic::Ordering::SeqCst);
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("in.ndjson");
     let ids = whole_threads(25, &src);
-    let o = run_bin(run_args(&src, &gw.base, &tmp.path().join("l.db")), fast_retries()).await;
+    let o = run_bin(
+        run_args(&src, &gw.base, &tmp.path().join("l.db")),
+        fast_retries(),
+    )
+    .await;
     ok(&o);
-    assert!(gw.state.faults_served.load(std::sync::atomic::Ordering::SeqCst) > 20, "faults were injected");
+    assert!(
+        gw.state
+            .faults_served
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 20,
+        "faults were injected"
+    );
     assert_communications(&h, &expected_communications(Some(&ids))).await;
 }
 
@@ -254,16 +351,25 @@ async fn fhir_server_stopped_mid_run_and_restarted_loses_nothing() {
         if h.count("Communication").await >= 10 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "run never started writing");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run never started writing"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     h.stop();
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert!(!run.is_finished(), "the run waits for the server rather than finishing without it");
+    assert!(
+        !run.is_finished(),
+        "the run waits for the server rather than finishing without it"
+    );
     h.restart().await;
     let o = run.await.unwrap();
     ok(&o);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("retrying"), "the outage was noticed");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("retrying"),
+        "the outage was noticed"
+    );
     assert_communications(&h, &expected_communications(None)).await;
 }
 
@@ -276,7 +382,10 @@ async fn server_down_beyond_retry_limit_fails_the_run_and_the_rerun_completes() 
     let src = tmp.path().join("in.ndjson");
     let ids = whole_threads(8, &src);
     let ledger = tmp.path().join("l.db");
-    let env = vec![("RECORDBRIDGE_FHIR__MAX_RETRIES".into(), "2".into()), ("RECORDBRIDGE_FHIR__BACKOFF_INITIAL_MS".into(), "10".into())];
+    let env = vec![
+        ("RECORDBRIDGE_FHIR__MAX_RETRIES".into(), "2".into()),
+        ("RECORDBRIDGE_FHIR__BACKOFF_INITIAL_MS".into(), "10".into()),
+    ];
     let o = run_bin(run_args(&src, &h.base, &ledger), env.clone()).await;
     assert_eq!(o.status.code(), Some(1), "a run that cannot write fails");
     assert!(String::from_utf8_lossy(&o.stderr).contains("uncommitted"));
@@ -293,24 +402,46 @@ async fn auth_case(auth: GwAuth, env: Vec<(String, String)>, secret_shown: &str)
     let src = tmp.path().join("in.ndjson");
     let ids = whole_threads(6, &src);
     let mut env = env;
-    env.push(("RECORDBRIDGE_FHIR__AUTH__TOKEN_URL".into(), gw.token_url.clone()));
+    env.push((
+        "RECORDBRIDGE_FHIR__AUTH__TOKEN_URL".into(),
+        gw.token_url.clone(),
+    ));
     env.push(("RECORDBRIDGE_LOG__LEVEL".into(), "debug".into()));
-    let o = run_bin(run_args(&src, &gw.base, &tmp.path().join("l.db")), env.clone()).await;
+    let o = run_bin(
+        run_args(&src, &gw.base, &tmp.path().join("l.db")),
+        env.clone(),
+    )
+    .await;
     ok(&o);
-    assert_eq!(gw.state.unauthorised.load(std::sync::atomic::Ordering::SeqCst), 0);
-    assert!(!String::from_utf8_lossy(&o.stderr).contains(secret_shown), "secret in logs");
+    assert_eq!(
+        gw.state
+            .unauthorised
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains(secret_shown),
+        "secret in logs"
+    );
     assert_communications(&h, &expected_communications(Some(&ids))).await;
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_static_bearer_token() {
     auth_case(
         GwAuth::Static("s3cret-static-token".into()),
-        env(&[("RECORDBRIDGE_FHIR__AUTH__MODE", "bearer"), ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_TOKEN"), ("RB_TEST_TOKEN", "s3cret-static-token")]),
+        env(&[
+            ("RECORDBRIDGE_FHIR__AUTH__MODE", "bearer"),
+            ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_TOKEN"),
+            ("RB_TEST_TOKEN", "s3cret-static-token"),
+        ]),
         "s3cret-static-token",
     )
     .await;
@@ -319,7 +450,10 @@ async fn auth_static_bearer_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_oauth2_client_credentials() {
     auth_case(
-        GwAuth::ClientSecret { client_id: "bridge".into(), secret: "cl1ent-s3cret".into() },
+        GwAuth::ClientSecret {
+            client_id: "bridge".into(),
+            secret: "cl1ent-s3cret".into(),
+        },
         env(&[
             ("RECORDBRIDGE_FHIR__AUTH__MODE", "client-credentials"),
             ("RECORDBRIDGE_FHIR__AUTH__CLIENT_ID", "bridge"),
@@ -333,15 +467,26 @@ async fn auth_oauth2_client_credentials() {
 
 async fn smart(alg: jsonwebtoken::Algorithm, name: &str) {
     let key = fixture(&format!("keys/smart-{}.key", name.to_lowercase()));
-    let public_pem = std::fs::read(fixture(&format!("keys/smart-{}.pub", name.to_lowercase()))).unwrap();
+    let public_pem =
+        std::fs::read(fixture(&format!("keys/smart-{}.pub", name.to_lowercase()))).unwrap();
     auth_case(
-        GwAuth::Jwt { client_id: "bridge-smart".into(), public_pem, alg },
+        GwAuth::Jwt {
+            client_id: "bridge-smart".into(),
+            public_pem,
+            alg,
+        },
         env(&[
             ("RECORDBRIDGE_FHIR__AUTH__MODE", "smart-backend"),
             ("RECORDBRIDGE_FHIR__AUTH__CLIENT_ID", "bridge-smart"),
             ("RECORDBRIDGE_FHIR__AUTH__ALGORITHM", name),
-            ("RECORDBRIDGE_FHIR__AUTH__SECRET_FILE", key.to_str().unwrap()),
-            ("RECORDBRIDGE_FHIR__AUTH__SCOPE", "system/Communication.write system/Patient.read"),
+            (
+                "RECORDBRIDGE_FHIR__AUTH__SECRET_FILE",
+                key.to_str().unwrap(),
+            ),
+            (
+                "RECORDBRIDGE_FHIR__AUTH__SCOPE",
+                "system/Communication.write system/Patient.read",
+            ),
         ]),
         "PRIVATE KEY",
     )
@@ -361,7 +506,14 @@ async fn auth_smart_backend_es384() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_refused_and_nothing_is_written() {
     let h = Hfs::start().await;
-    let gw = Gateway::start(&h.base, GwAuth::ClientSecret { client_id: "bridge".into(), secret: "right".into() }).await;
+    let gw = Gateway::start(
+        &h.base,
+        GwAuth::ClientSecret {
+            client_id: "bridge".into(),
+            secret: "right".into(),
+        },
+    )
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("in.ndjson");
     std::fs::write(&src, ev("$w1", None, "pt 943 476 5919")).unwrap();
@@ -380,10 +532,24 @@ async fn wrong_credentials_are_refused_and_nothing_is_written() {
     .await;
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("token endpoint answered 401") && err.contains("uncommitted"), "{err}");
-    assert!(!err.contains("retrying"), "refused credentials are not retried");
-    assert!(gw.state.token_refused.load(std::sync::atomic::Ordering::SeqCst) >= 1);
-    assert_eq!(gw.state.forwarded.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(
+        err.contains("token endpoint answered 401") && err.contains("uncommitted"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("retrying"),
+        "refused credentials are not retried"
+    );
+    assert!(
+        gw.state
+            .token_refused
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 1
+    );
+    assert_eq!(
+        gw.state.forwarded.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,15 +561,30 @@ async fn fhir_401_stops_the_run_and_rejects_nothing() {
     let src = tmp.path().join("in.ndjson");
     let ids = whole_threads(3, &src);
     let ledger = tmp.path().join("l.db");
-    let wrong = env(&[("RECORDBRIDGE_FHIR__AUTH__MODE", "bearer"), ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_TOKEN"), ("RB_TEST_TOKEN", "wrong")]);
+    let wrong = env(&[
+        ("RECORDBRIDGE_FHIR__AUTH__MODE", "bearer"),
+        ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_TOKEN"),
+        ("RB_TEST_TOKEN", "wrong"),
+    ]);
     let o = run_bin(run_args(&src, &gw.base, &ledger), wrong).await;
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("answered 401"));
     let l = recordbridge::ledger::Ledger::open(&ledger).await.unwrap();
-    assert!(l.outcomes().await.unwrap().iter().all(|o| o.1 != "rejected" && o.1 != "filed"), "no event is rejected for an auth fault");
+    assert!(
+        l.outcomes()
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.1 != "rejected" && o.1 != "filed"),
+        "no event is rejected for an auth fault"
+    );
     l.close().await;
     // with the right token the same ledger completes the run
-    let right = env(&[("RECORDBRIDGE_FHIR__AUTH__MODE", "bearer"), ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_TOKEN"), ("RB_TEST_TOKEN", "right")]);
+    let right = env(&[
+        ("RECORDBRIDGE_FHIR__AUTH__MODE", "bearer"),
+        ("RECORDBRIDGE_FHIR__AUTH__SECRET_ENV", "RB_TEST_TOKEN"),
+        ("RB_TEST_TOKEN", "right"),
+    ]);
     ok(&run_bin(run_args(&src, &gw.base, &ledger), right).await);
     assert_communications(&h, &expected_communications(Some(&ids))).await;
 }

@@ -35,11 +35,21 @@ struct Thread {
 
 impl Thread {
     fn new() -> Self {
-        Self { state: ThreadState::default(), idf: Identify::default(), all: Vec::new() }
+        Self {
+            state: ThreadState::default(),
+            idf: Identify::default(),
+            all: Vec::new(),
+        }
     }
     fn at(&mut self, e: ChatEvent, now: DateTime<Utc>) -> Vec<Decision> {
         let found = self.idf.find(&e);
-        let step = decide(std::mem::take(&mut self.state), e, found, now, &Policy::default());
+        let step = decide(
+            std::mem::take(&mut self.state),
+            e,
+            found,
+            now,
+            &Policy::default(),
+        );
         self.state = step.state;
         self.all.extend(step.decisions.clone());
         step.decisions
@@ -49,8 +59,17 @@ impl Thread {
     }
     /// Final decision of an event.
     fn last(&self, id: &str) -> (Outcome, Option<String>, Option<String>) {
-        let d = self.all.iter().rev().find(|d| d.event.id == id).expect("decided");
-        (d.outcome, d.reason.clone(), d.patient.as_ref().map(|p| p.value.clone()))
+        let d = self
+            .all
+            .iter()
+            .rev()
+            .find(|d| d.event.id == id)
+            .expect("decided");
+        (
+            d.outcome,
+            d.reason.clone(),
+            d.patient.as_ref().map(|p| p.value.clone()),
+        )
     }
 }
 
@@ -68,7 +87,10 @@ fn rule1_single_identifier_files_to_that_patient() {
     assert_eq!(d.len(), 1);
     assert_eq!(t.last("$1"), filed(A));
     assert_eq!(d[0].identifiers, vec![Identifier::nhs(A)]);
-    assert!(matches!(d[0].write, Some(Write::Communication { part_of: None, .. })));
+    assert!(matches!(
+        d[0].write,
+        Some(Write::Communication { part_of: None, .. })
+    ));
 }
 
 #[test]
@@ -78,22 +100,44 @@ fn rule2_message_without_identifier_inherits_single_thread_patient() {
     let d = t.put(ev("$2", Some("$1"), "bloods sent"));
     assert_eq!(t.last("$2"), filed(A));
     assert!(d[0].identifiers.is_empty());
-    assert_eq!(d[0].write, Some(Write::Communication { part_of: Some("$1".into()), in_response_to: None, about: None }));
+    assert_eq!(
+        d[0].write,
+        Some(Write::Communication {
+            part_of: Some("$1".into()),
+            in_response_to: None,
+            about: None
+        })
+    );
 }
 
 #[test]
 fn rule3_late_identification_files_held_messages_in_order() {
     let mut t = Thread::new();
-    assert_eq!(t.put(ev("$1", None, "can someone review bed 12"))[0].outcome, Outcome::Held);
-    assert_eq!(t.put(ev("$2", Some("$1"), "on my way"))[0].outcome, Outcome::Held);
+    assert_eq!(
+        t.put(ev("$1", None, "can someone review bed 12"))[0].outcome,
+        Outcome::Held
+    );
+    assert_eq!(
+        t.put(ev("$2", Some("$1"), "on my way"))[0].outcome,
+        Outcome::Held
+    );
     let d = t.put(ev("$3", Some("$1"), &format!("it's {A}")));
     let ids: Vec<_> = d.iter().map(|d| (d.event.id.as_str(), d.outcome)).collect();
-    assert_eq!(ids, vec![("$1", Outcome::Filed), ("$2", Outcome::Filed), ("$3", Outcome::Filed)]);
+    assert_eq!(
+        ids,
+        vec![
+            ("$1", Outcome::Filed),
+            ("$2", Outcome::Filed),
+            ("$3", Outcome::Filed)
+        ]
+    );
     assert!(d.iter().all(|d| d.patient == Some(Identifier::nhs(A))));
     assert!(t.state.held.is_empty(), "held content is released");
     // the held root becomes the thread's first filed message
     assert_eq!(t.state.first_filed.as_deref(), Some("$1"));
-    assert!(matches!(&d[2].write, Some(Write::Communication { part_of: Some(r), .. }) if r == "$1"));
+    assert!(
+        matches!(&d[2].write, Some(Write::Communication { part_of: Some(r), .. }) if r == "$1")
+    );
 }
 
 #[test]
@@ -102,12 +146,22 @@ fn rule3_hold_expires_after_window() {
     t.at(ev("$1", None, "anyone free?"), now());
     let later = now() + Duration::hours(72) + Duration::seconds(1);
     let d = t.at(ev("$2", Some("$1"), &format!("pt {A}")), later);
-    assert_eq!(t.last("$1"), (Outcome::Ignored, Some(reason::NOT_PATIENT_RELATED.into()), None));
+    assert_eq!(
+        t.last("$1"),
+        (
+            Outcome::Ignored,
+            Some(reason::NOT_PATIENT_RELATED.into()),
+            None
+        )
+    );
     assert_eq!(d.len(), 2, "expired message not filed: {d:?}");
     // just inside the window it would have been filed
     let mut t = Thread::new();
     t.at(ev("$1", None, "anyone free?"), now());
-    t.at(ev("$2", Some("$1"), &format!("pt {A}")), now() + Duration::hours(71));
+    t.at(
+        ev("$2", Some("$1"), &format!("pt {A}")),
+        now() + Duration::hours(71),
+    );
     assert_eq!(t.last("$1"), filed(A));
 }
 
@@ -116,7 +170,11 @@ fn rule4_two_patient_thread_quarantines_unidentified_messages() {
     let mut t = Thread::new();
     t.put(ev("$1", None, &format!("pt {A}")));
     t.put(ev("$2", Some("$1"), &format!("and also {B} in bay 3")));
-    assert_eq!(t.last("$2"), filed(B), "own single identifier is still filed (rule 1)");
+    assert_eq!(
+        t.last("$2"),
+        filed(B),
+        "own single identifier is still filed (rule 1)"
+    );
     t.put(ev("$3", Some("$1"), "her potassium is 6.1"));
     assert_eq!(t.last("$3"), quarantined(reason::AMBIGUOUS));
     // an explicitly identified message is still filed
@@ -153,7 +211,10 @@ fn rule6_invalid_check_digit_is_never_filed_on() {
     let mut t = Thread::new();
     t.put(ev("$1", None, &format!("pt {BAD}")));
     assert_eq!(t.last("$1"), quarantined(reason::INVALID_IDENTIFIER));
-    assert!(t.state.patients.is_empty(), "an invalid number never becomes the thread's patient");
+    assert!(
+        t.state.patients.is_empty(),
+        "an invalid number never becomes the thread's patient"
+    );
     // nor does a typo inherit the thread's patient
     let mut t = Thread::new();
     t.put(ev("$1", None, &format!("pt {A}")));
@@ -169,10 +230,15 @@ fn rule8_thread_that_never_names_a_patient_writes_nothing() {
     let mut t = Thread::new();
     let d1 = t.put(ev("$1", None, "coffee anyone? ext 4521, 07700 900123"));
     let d2 = t.put(ev("$2", Some("$1"), "yes please"));
-    assert!(d1.iter().chain(&d2).all(|d| d.write.is_none() && d.outcome == Outcome::Held));
+    assert!(
+        d1.iter()
+            .chain(&d2)
+            .all(|d| d.write.is_none() && d.outcome == Outcome::Held)
+    );
     let d = expire(t.state.clone(), now() + Duration::hours(73));
     assert!(d.state.held.is_empty(), "content deleted at expiry");
-    assert!(d.decisions.iter().all(|d| d.outcome == Outcome::Ignored && d.reason.as_deref() == Some(reason::NOT_PATIENT_RELATED)));
+    assert!(d.decisions.iter().all(|d| d.outcome == Outcome::Ignored
+        && d.reason.as_deref() == Some(reason::NOT_PATIENT_RELATED)));
     assert_eq!(d.decisions.len(), 2);
 }
 
@@ -183,11 +249,19 @@ fn replies_link_to_replied_message_only_when_filed() {
     let mut r = ev("$2", Some("$1"), "done");
     r.reply_to = Some("$1".into());
     let d = t.put(r);
-    assert!(matches!(&d[0].write, Some(Write::Communication { in_response_to: Some(x), .. }) if x == "$1"));
+    assert!(
+        matches!(&d[0].write, Some(Write::Communication { in_response_to: Some(x), .. }) if x == "$1")
+    );
     let mut r = ev("$3", Some("$1"), "ok");
     r.reply_to = Some("$unknown".into());
     let d = t.put(r);
-    assert!(matches!(&d[0].write, Some(Write::Communication { in_response_to: None, .. })));
+    assert!(matches!(
+        &d[0].write,
+        Some(Write::Communication {
+            in_response_to: None,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -199,11 +273,26 @@ fn edits_and_redactions() {
     t.put(act("edit", "$3", "$1", "$1", &format!("oops it's {B}")));
     assert_eq!(t.last("$3"), quarantined(reason::EDIT_CHANGES_PATIENT));
     let d = t.put(act("redaction", "$4", "$1", "$1", ""));
-    assert_eq!(d[0].write, Some(Write::Redact { target: "$1".into() }));
+    assert_eq!(
+        d[0].write,
+        Some(Write::Redact {
+            target: "$1".into()
+        })
+    );
     t.put(act("edit", "$5", "$1", "$nope", "x"));
-    assert_eq!(t.last("$5"), (Outcome::Ignored, Some(reason::TARGET_NOT_FILED.into()), None));
+    assert_eq!(
+        t.last("$5"),
+        (
+            Outcome::Ignored,
+            Some(reason::TARGET_NOT_FILED.into()),
+            None
+        )
+    );
     t.put(act("reaction", "$6", "$1", "$1", ""));
-    assert_eq!(t.last("$6"), (Outcome::Ignored, Some(reason::REACTION.into()), None));
+    assert_eq!(
+        t.last("$6"),
+        (Outcome::Ignored, Some(reason::REACTION.into()), None)
+    );
 }
 
 #[test]
@@ -213,10 +302,20 @@ fn redaction_of_held_message_deletes_its_content() {
     t.put(act("edit", "$2", "$1", "$1", "bed 14 please"));
     t.put(act("redaction", "$3", "$1", "$1", ""));
     assert!(t.state.held.is_empty());
-    assert_eq!(t.last("$1"), (Outcome::Ignored, Some(reason::REDACTED.into()), None));
-    assert_eq!(t.last("$2"), (Outcome::Ignored, Some(reason::REDACTED.into()), None));
+    assert_eq!(
+        t.last("$1"),
+        (Outcome::Ignored, Some(reason::REDACTED.into()), None)
+    );
+    assert_eq!(
+        t.last("$2"),
+        (Outcome::Ignored, Some(reason::REDACTED.into()), None)
+    );
     t.put(ev("$4", Some("$1"), &format!("pt {A}")));
-    assert_eq!(t.last("$1").0, Outcome::Ignored, "a redacted message is never filed later");
+    assert_eq!(
+        t.last("$1").0,
+        Outcome::Ignored,
+        "a redacted message is never filed later"
+    );
 }
 
 #[test]

@@ -20,7 +20,10 @@ pub struct Identifier {
 
 impl Identifier {
     pub fn nhs(value: impl Into<String>) -> Self {
-        Self { system: NHS_SYSTEM.to_owned(), value: value.into() }
+        Self {
+            system: NHS_SYSTEM.to_owned(),
+            value: value.into(),
+        }
     }
 
     /// Masked form for logs (`943***5919`); never log the value itself.
@@ -84,12 +87,23 @@ impl Identify {
             if e.system.trim().is_empty() {
                 return Err(format!("local[{i}] ({}): `system` is empty", e.name));
             }
-            let regex = Regex::new(&e.pattern)
-                .map_err(|err| format!("local[{i}] ({}): `pattern` is not a valid regex: {err}", e.name))?;
+            let regex = Regex::new(&e.pattern).map_err(|err| {
+                format!(
+                    "local[{i}] ({}): `pattern` is not a valid regex: {err}",
+                    e.name
+                )
+            })?;
             if regex.captures_len() > 2 {
-                return Err(format!("local[{i}] ({}): `pattern` may have at most one capture group", e.name));
+                return Err(format!(
+                    "local[{i}] ({}): `pattern` may have at most one capture group",
+                    e.name
+                ));
             }
-            local.push(LocalPattern { name: e.name, system: e.system, regex });
+            local.push(LocalPattern {
+                name: e.name,
+                system: e.system,
+                regex,
+            });
         }
         Ok(Self { local })
     }
@@ -100,14 +114,23 @@ impl Identify {
         if let Some(tag) = &ev.patient {
             let value = tag.value.trim();
             if tag.system == NHS_SYSTEM {
-                let digits: String = value.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+                let digits: String = value
+                    .chars()
+                    .filter(|c| !c.is_whitespace() && *c != '-')
+                    .collect();
                 if nhs_number::is_valid(&digits) {
                     push(&mut found.valid, Identifier::nhs(digits));
                 } else {
                     found.invalid += 1;
                 }
             } else {
-                push(&mut found.valid, Identifier { system: tag.system.clone(), value: value.to_owned() });
+                push(
+                    &mut found.valid,
+                    Identifier {
+                        system: tag.system.clone(),
+                        value: value.to_owned(),
+                    },
+                );
             }
         }
         let text = match ev.kind {
@@ -133,7 +156,13 @@ impl Identify {
             for caps in p.regex.captures_iter(text) {
                 let m = caps.get(1).or_else(|| caps.get(0));
                 if let Some(m) = m {
-                    push(&mut found.valid, Identifier { system: p.system.clone(), value: m.as_str().to_owned() });
+                    push(
+                        &mut found.valid,
+                        Identifier {
+                            system: p.system.clone(),
+                            value: m.as_str().to_owned(),
+                        },
+                    );
                 }
             }
         }
@@ -172,8 +201,20 @@ pattern = '\bH\d{7}\b'
 
     #[test]
     fn finds_nhs_local_and_tag_distinct() {
-        let f = idf().find(&ev("pt 943 476 5919 aka 9434765919, hosp H1234567", Some((NHS_SYSTEM, "9434765919"))));
-        assert_eq!(f.valid, vec![Identifier::nhs("9434765919"), Identifier { system: "https://fhir.trust.example/Id/hospital-number".into(), value: "H1234567".into() }]);
+        let f = idf().find(&ev(
+            "pt 943 476 5919 aka 9434765919, hosp H1234567",
+            Some((NHS_SYSTEM, "9434765919")),
+        ));
+        assert_eq!(
+            f.valid,
+            vec![
+                Identifier::nhs("9434765919"),
+                Identifier {
+                    system: "https://fhir.trust.example/Id/hospital-number".into(),
+                    value: "H1234567".into()
+                }
+            ]
+        );
         assert_eq!(f.invalid, 0);
     }
 
@@ -194,8 +235,12 @@ pattern = '\bH\d{7}\b'
 
     #[test]
     fn bad_pattern_file_names_the_entry() {
-        let err = Identify::from_toml("[[local]]\nname='x'\nsystem='s'\npattern='('\n").unwrap_err();
-        assert!(err.contains("local[0] (x)") && err.contains("pattern"), "{err}");
+        let err =
+            Identify::from_toml("[[local]]\nname='x'\nsystem='s'\npattern='('\n").unwrap_err();
+        assert!(
+            err.contains("local[0] (x)") && err.contains("pattern"),
+            "{err}"
+        );
         let err = Identify::from_toml("[[local]]\nname='x'\nsystem=''\npattern='a'\n").unwrap_err();
         assert!(err.contains("system"), "{err}");
     }
@@ -203,6 +248,13 @@ pattern = '\bH\d{7}\b'
     #[test]
     fn masks_never_show_whole_value() {
         assert_eq!(Identifier::nhs("9434765919").masked(), "943***5919");
-        assert_eq!(Identifier { system: "s".into(), value: "H1234567".into() }.masked(), "***67");
+        assert_eq!(
+            Identifier {
+                system: "s".into(),
+                value: "H1234567".into()
+            }
+            .masked(),
+            "***67"
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::decide::{Decision, Outcome};
@@ -104,7 +106,8 @@ impl Ledger {
     /// Open (creating if missing) the ledger at `path`.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating ledger directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating ledger directory {}", dir.display()))?;
         }
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
@@ -118,7 +121,10 @@ impl Ledger {
             .connect_with(opts)
             .await
             .with_context(|| format!("opening ledger {}", path.display()))?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await.context("creating ledger schema")?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .context("creating ledger schema")?;
         Ok(Self { pool })
     }
 
@@ -149,23 +155,33 @@ impl Ledger {
             .fetch_optional(&self.pool)
             .await?;
         let mut state: ThreadState = match row {
-            Some(r) => serde_json::from_str(&r.get::<String, _>(0)).context("thread state in ledger is corrupt")?,
+            Some(r) => serde_json::from_str(&r.get::<String, _>(0))
+                .context("thread state in ledger is corrupt")?,
             None => ThreadState::default(),
         };
-        let rows = sqlx::query("SELECT content, expires_at FROM held WHERE thread_key = ? ORDER BY seq")
-            .bind(key)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT content, expires_at FROM held WHERE thread_key = ? ORDER BY seq")
+                .bind(key)
+                .fetch_all(&self.pool)
+                .await?;
         for r in rows {
-            let event: ChatEvent = serde_json::from_str(&r.get::<String, _>(0)).context("held content in ledger is corrupt")?;
-            let expires_at = DateTime::parse_from_rfc3339(&r.get::<String, _>(1))?.with_timezone(&Utc);
+            let event: ChatEvent = serde_json::from_str(&r.get::<String, _>(0))
+                .context("held content in ledger is corrupt")?;
+            let expires_at =
+                DateTime::parse_from_rfc3339(&r.get::<String, _>(1))?.with_timezone(&Utc);
             state.held.push(Held { event, expires_at });
         }
         Ok(state)
     }
 
     /// Durably record a thread's new state and the decisions that produced it.
-    pub async fn commit(&self, key: &str, state: &ThreadState, decisions: &[Decision], now: DateTime<Utc>) -> anyhow::Result<()> {
+    pub async fn commit(
+        &self,
+        key: &str,
+        state: &ThreadState,
+        decisions: &[Decision],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         save_thread(&mut tx, key, state, now).await?;
         for d in decisions {
@@ -176,7 +192,12 @@ impl Ledger {
     }
 
     /// Record a malformed input (no content is stored: the reject report has it).
-    pub async fn record_reject(&self, source: &str, reason: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    pub async fn record_reject(
+        &self,
+        source: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         sqlx::query("INSERT INTO rejects (source, reason, at) VALUES (?, ?, ?)")
             .bind(source)
             .bind(reason)
@@ -187,7 +208,10 @@ impl Ledger {
     }
 
     /// Threads with held content past its expiry.
-    pub async fn threads_with_expired_holds(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+    pub async fn threads_with_expired_holds(
+        &self,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<String>> {
         let rows = sqlx::query("SELECT DISTINCT thread_key FROM held WHERE expires_at <= ?")
             .bind(ts(now))
             .fetch_all(&self.pool)
@@ -196,7 +220,10 @@ impl Ledger {
     }
 
     /// Quarantine items, optionally only those with `status`.
-    pub async fn quarantine_list(&self, status: Option<&str>) -> anyhow::Result<Vec<QuarantineItem>> {
+    pub async fn quarantine_list(
+        &self,
+        status: Option<&str>,
+    ) -> anyhow::Result<Vec<QuarantineItem>> {
         let rows = sqlx::query(
             "SELECT qid, platform, id, thread_key, reason, status, created_at FROM quarantine \
              WHERE (?1 IS NULL OR status = ?1) ORDER BY qid",
@@ -223,20 +250,35 @@ impl Ledger {
         let rows = sqlx::query("SELECT outcome, reason, COUNT(*) FROM events GROUP BY outcome, reason ORDER BY outcome, reason")
             .fetch_all(&self.pool)
             .await?;
-        Ok(Counts { by_outcome: rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect() })
+        Ok(Counts {
+            by_outcome: rows
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+        })
     }
 
     /// Rows in the held table (for tests and metrics).
     pub async fn held_count(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM held").fetch_one(&self.pool).await?.get(0))
+        Ok(sqlx::query("SELECT COUNT(*) FROM held")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0))
     }
 
     /// Final outcome of every event, in event-id order (for reports and tests).
-    pub async fn outcomes(&self) -> anyhow::Result<Vec<(String, String, Option<String>, Option<String>)>> {
-        let rows = sqlx::query("SELECT id, outcome, reason, patient_value FROM events ORDER BY platform, id")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+    pub async fn outcomes(
+        &self,
+    ) -> anyhow::Result<Vec<(String, String, Option<String>, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT id, outcome, reason, patient_value FROM events ORDER BY platform, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
     }
 
     pub async fn close(&self) {
@@ -244,7 +286,12 @@ impl Ledger {
     }
 }
 
-async fn save_thread(tx: &mut Transaction<'_, Sqlite>, key: &str, state: &ThreadState, now: DateTime<Utc>) -> anyhow::Result<()> {
+async fn save_thread(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &str,
+    state: &ThreadState,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let json = serde_json::to_string(state)?;
     sqlx::query(
         "INSERT INTO threads (thread_key, state, updated_at) VALUES (?, ?, ?) \
@@ -256,7 +303,10 @@ async fn save_thread(tx: &mut Transaction<'_, Sqlite>, key: &str, state: &Thread
     .execute(&mut **tx)
     .await?;
     // Held content mirrors the state: what is no longer held is deleted.
-    sqlx::query("DELETE FROM held WHERE thread_key = ?").bind(key).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM held WHERE thread_key = ?")
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
     for (i, h) in state.held.iter().enumerate() {
         sqlx::query("INSERT OR REPLACE INTO held (platform, id, thread_key, seq, content, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&h.event.platform)
@@ -271,7 +321,12 @@ async fn save_thread(tx: &mut Transaction<'_, Sqlite>, key: &str, state: &Thread
     Ok(())
 }
 
-async fn record_decision(tx: &mut Transaction<'_, Sqlite>, key: &str, d: &Decision, now: DateTime<Utc>) -> anyhow::Result<()> {
+async fn record_decision(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &str,
+    d: &Decision,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let e = &d.event;
     sqlx::query(
         "INSERT INTO events (platform, id, thread_key, outcome, reason, patient_system, patient_value, decided_at) \

@@ -4,7 +4,10 @@ use fhir_sdk::r4b::codes::EventStatus;
 use fhir_sdk::r4b::resources::{Communication, CommunicationPayload, CommunicationPayloadContent};
 use fhir_sdk::r4b::types::Attachment;
 
-use super::{RecordCtx, communication_ref, date_time, identifier, logical_ref, patient_ref, reference, user_system, chat_urn, URI_SYSTEM};
+use super::{
+    RecordCtx, URI_SYSTEM, chat_urn, communication_ref, date_time, identifier, logical_ref,
+    patient_ref, reference, user_system,
+};
 use crate::decide::Decision;
 use crate::identify::Identifier;
 
@@ -23,7 +26,12 @@ fn subject(ctx: &RecordCtx<'_>, p: &Identifier) -> fhir_sdk::r4b::types::Referen
 }
 
 /// The Communication of a filed message or edit.
-pub fn communication(d: &Decision, patient: &Identifier, links: &Links<'_>, ctx: &RecordCtx<'_>) -> Communication {
+pub fn communication(
+    d: &Decision,
+    patient: &Identifier,
+    links: &Links<'_>,
+    ctx: &RecordCtx<'_>,
+) -> Communication {
     let e = &d.event;
     let platform = &e.platform;
     let mut payload = Vec::new();
@@ -36,7 +44,9 @@ pub fn communication(d: &Decision, patient: &Identifier, links: &Links<'_>, ctx:
         ));
     }
     for a in &e.attachments {
-        let mut att = Attachment::builder().build().expect("attachment has no required fields");
+        let mut att = Attachment::builder()
+            .build()
+            .expect("attachment has no required fields");
         att.content_type = a.content_type.clone();
         att.url = a.url.clone();
         att.title = a.name.clone();
@@ -55,11 +65,19 @@ pub fn communication(d: &Decision, patient: &Identifier, links: &Links<'_>, ctx:
         .map(|m| Some(logical_ref("Practitioner", &users, m, None)))
         .collect::<Vec<_>>();
     let mut c = Communication::builder()
-        .identifier(vec![Some(identifier(URI_SYSTEM, &chat_urn(platform, &e.id)))])
+        .identifier(vec![Some(identifier(
+            URI_SYSTEM,
+            &chat_urn(platform, &e.id),
+        ))])
         .status(EventStatus::Completed)
         .subject(subject(ctx, patient))
         .sent(date_time(e.sent_at))
-        .sender(logical_ref("Practitioner", &users, &e.sender, e.sender_name.as_deref()))
+        .sender(logical_ref(
+            "Practitioner",
+            &users,
+            &e.sender,
+            e.sender_name.as_deref(),
+        ))
         .recipient(recipients)
         .payload(payload)
         .build()
@@ -78,10 +96,18 @@ pub fn communication(d: &Decision, patient: &Identifier, links: &Links<'_>, ctx:
 
 /// The replacement Communication of a redacted message: entered-in-error,
 /// no payload. `target` is the redacted event's id.
-pub fn redacted(d: &Decision, target: &str, patient: &Identifier, ctx: &RecordCtx<'_>) -> Communication {
+pub fn redacted(
+    d: &Decision,
+    target: &str,
+    patient: &Identifier,
+    ctx: &RecordCtx<'_>,
+) -> Communication {
     let platform = &d.event.platform;
     Communication::builder()
-        .identifier(vec![Some(identifier(URI_SYSTEM, &chat_urn(platform, target)))])
+        .identifier(vec![Some(identifier(
+            URI_SYSTEM,
+            &chat_urn(platform, target),
+        ))])
         .status(EventStatus::EnteredInError)
         .subject(subject(ctx, patient))
         .build()

@@ -38,7 +38,11 @@ pub fn chat_urn(platform: &str, id: &str) -> String {
 /// `identifier=system|value` search criterion, with both parts percent-encoded
 /// for a query string (chat ids may contain `+`, `&`, `=`, `#`, spaces).
 pub fn identifier_criterion(system: &str, value: &str) -> String {
-    format!("identifier={}|{}", query_escape(system), query_escape(value))
+    format!(
+        "identifier={}|{}",
+        query_escape(system),
+        query_escape(value)
+    )
 }
 
 /// Search criterion matching the Communication of a chat event.
@@ -62,8 +66,24 @@ pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b'$' | b'@' | b'!' | b'*'
-            | b'\'' | b'(' | b')' | b',' | b';' => out.push(b as char),
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~'
+            | b':'
+            | b'/'
+            | b'$'
+            | b'@'
+            | b'!'
+            | b'*'
+            | b'\''
+            | b'('
+            | b')'
+            | b','
+            | b';' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -79,11 +99,17 @@ pub fn derived_id(prefix: &str, key: &str) -> String {
 
 /// Deterministic `urn:uuid:` for bundle-internal references.
 pub fn urn_uuid(key: &str) -> String {
-    format!("urn:uuid:{}", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()))
+    format!(
+        "urn:uuid:{}",
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes())
+    )
 }
 
 pub(crate) fn reference(r: impl Into<String>) -> Reference {
-    Reference::builder().reference(r.into()).build().expect("reference has no required fields")
+    Reference::builder()
+        .reference(r.into())
+        .build()
+        .expect("reference has no required fields")
 }
 
 pub(crate) fn identifier(system: &str, value: &str) -> FhirIdentifier {
@@ -95,7 +121,12 @@ pub(crate) fn identifier(system: &str, value: &str) -> FhirIdentifier {
 }
 
 /// A logical reference to a person/device by identifier, with type and display.
-pub(crate) fn logical_ref(kind: &str, system: &str, value: &str, display: Option<&str>) -> Reference {
+pub(crate) fn logical_ref(
+    kind: &str,
+    system: &str,
+    value: &str,
+    display: Option<&str>,
+) -> Reference {
     let mut r = Reference::builder()
         .r#type(kind.to_owned())
         .identifier(identifier(system, value))
@@ -109,7 +140,8 @@ pub(crate) fn logical_ref(kind: &str, system: &str, value: &str, display: Option
 
 pub(crate) fn instant(t: DateTime<Utc>) -> Instant {
     let s = t.to_rfc3339_opts(SecondsFormat::Millis, true);
-    serde_json::from_value(serde_json::Value::String(s)).expect("RFC 3339 from chrono parses as FHIR instant")
+    serde_json::from_value(serde_json::Value::String(s))
+        .expect("RFC 3339 from chrono parses as FHIR instant")
 }
 
 pub(crate) fn date_time(t: DateTime<chrono::FixedOffset>) -> FhirDateTime {
@@ -127,8 +159,14 @@ mod tests {
 
     #[test]
     fn query_values_are_escaped() {
-        assert_eq!(communication_ref("matrix", "$a+b/c=d&e f#g"), "Communication?identifier=urn:ietf:rfc:3986|urn:chat:matrix:$a%2Bb/c%3Dd%26e%20f%23g");
-        assert_eq!(patient_ref(&Identifier::nhs("9434765919")), "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919");
+        assert_eq!(
+            communication_ref("matrix", "$a+b/c=d&e f#g"),
+            "Communication?identifier=urn:ietf:rfc:3986|urn:chat:matrix:$a%2Bb/c%3Dd%26e%20f%23g"
+        );
+        assert_eq!(
+            patient_ref(&Identifier::nhs("9434765919")),
+            "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919"
+        );
         assert_eq!(query_escape("é|%"), "%C3%A9%7C%25");
     }
 }

@@ -5,7 +5,10 @@ use fhir_sdk::r4b::codes::ProvenanceEntityRole;
 use fhir_sdk::r4b::resources::{Provenance, ProvenanceAgent, ProvenanceEntity};
 use fhir_sdk::r4b::types::{CodeableConcept, Coding};
 
-use super::{RecordCtx, derived_id, identifier, instant, logical_ref, reference, user_system, chat_urn, URI_SYSTEM};
+use super::{
+    RecordCtx, URI_SYSTEM, chat_urn, derived_id, identifier, instant, logical_ref, reference,
+    user_system,
+};
 use crate::decide::Decision;
 
 /// Data operation codes (v3-DataOperation).
@@ -16,13 +19,29 @@ pub const NULLIFY: &str = "NULLIFY";
 pub fn provenance(d: &Decision, target: &str, activity: &str, ctx: &RecordCtx<'_>) -> Provenance {
     let e = &d.event;
     let device = ProvenanceAgent::builder()
-        .r#type(concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler"))
-        .who(logical_ref("Device", "urn:recordbridge:device", ctx.device, Some(ctx.device)))
+        .r#type(concept(
+            "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+            "assembler",
+        ))
+        .who(logical_ref(
+            "Device",
+            "urn:recordbridge:device",
+            ctx.device,
+            Some(ctx.device),
+        ))
         .build()
         .expect("who set");
     let author = ProvenanceAgent::builder()
-        .r#type(concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author"))
-        .who(logical_ref("Practitioner", &user_system(&e.platform), &e.sender, e.sender_name.as_deref()))
+        .r#type(concept(
+            "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+            "author",
+        ))
+        .who(logical_ref(
+            "Practitioner",
+            &user_system(&e.platform),
+            &e.sender,
+            e.sender_name.as_deref(),
+        ))
         .build()
         .expect("who set");
     let mut what = reference(format!("urn:chat:{}", e.platform));
@@ -39,7 +58,10 @@ pub fn provenance(d: &Decision, target: &str, activity: &str, ctx: &RecordCtx<'_
         .recorded(instant(ctx.now))
         .agent(vec![Some(device), Some(author)])
         .entity(vec![Some(entity)])
-        .activity(concept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", activity))
+        .activity(concept(
+            "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+            activity,
+        ))
         .build()
         .expect("target, recorded and agent set");
     p.id = Some(provenance_id(d));
@@ -58,5 +80,8 @@ fn concept(system: &str, code: &str) -> CodeableConcept {
         .code(code.to_owned())
         .build()
         .expect("coding has no required fields");
-    CodeableConcept::builder().coding(vec![Some(coding)]).build().expect("no required fields")
+    CodeableConcept::builder()
+        .coding(vec![Some(coding)])
+        .build()
+        .expect("no required fields")
 }

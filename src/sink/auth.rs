@@ -31,14 +31,20 @@ impl Secret {
 /// Read the configured secret from its environment variable or file.
 pub fn load_secret(cfg: &AuthConfig) -> anyhow::Result<Secret> {
     if let Some(var) = &cfg.secret_env {
-        let v = std::env::var(var).with_context(|| format!("setting `fhir.auth.secret_env`: environment variable {var} is not set"))?;
+        let v = std::env::var(var).with_context(|| {
+            format!("setting `fhir.auth.secret_env`: environment variable {var} is not set")
+        })?;
         if !v.trim().is_empty() {
             return Ok(Secret(v.trim().to_owned()));
         }
     }
     if let Some(path) = &cfg.secret_file {
-        let v = std::fs::read_to_string(path)
-            .with_context(|| format!("setting `fhir.auth.secret_file`: cannot read {}", path.display()))?;
+        let v = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "setting `fhir.auth.secret_file`: cannot read {}",
+                path.display()
+            )
+        })?;
         return Ok(Secret(v.trim().to_owned()));
     }
     anyhow::bail!("setting `fhir.auth.secret_env`/`secret_file`: the secret is empty")
@@ -48,8 +54,20 @@ pub fn load_secret(cfg: &AuthConfig) -> anyhow::Result<Secret> {
 enum Mode {
     None,
     Bearer(Secret),
-    ClientCredentials { token_url: String, client_id: String, secret: Secret, scope: Option<String> },
-    Smart { token_url: String, client_id: String, key: Box<jsonwebtoken::EncodingKey>, alg: jsonwebtoken::Algorithm, kid: Option<String>, scope: Option<String> },
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        secret: Secret,
+        scope: Option<String>,
+    },
+    Smart {
+        token_url: String,
+        client_id: String,
+        key: Box<jsonwebtoken::EncodingKey>,
+        alg: jsonwebtoken::Algorithm,
+        kid: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// Supplies the `Authorization` header value for FHIR requests.
@@ -60,7 +78,9 @@ pub struct Auth {
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth").field("mode", &self.mode_name()).finish()
+        f.debug_struct("Auth")
+            .field("mode", &self.mode_name())
+            .finish()
     }
 }
 
@@ -88,10 +108,21 @@ impl Auth {
             "smart-backend" => {
                 let pem = load_secret(cfg)?;
                 let (alg, key) = match cfg.algorithm.as_str() {
-                    "RS384" => (jsonwebtoken::Algorithm::RS384, jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes())),
-                    _ => (jsonwebtoken::Algorithm::ES384, jsonwebtoken::EncodingKey::from_ec_pem(pem.expose().as_bytes())),
+                    "RS384" => (
+                        jsonwebtoken::Algorithm::RS384,
+                        jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes()),
+                    ),
+                    _ => (
+                        jsonwebtoken::Algorithm::ES384,
+                        jsonwebtoken::EncodingKey::from_ec_pem(pem.expose().as_bytes()),
+                    ),
                 };
-                let key = key.map_err(|e| anyhow::anyhow!("setting `fhir.auth.secret_file`: not a {} private key PEM ({e})", cfg.algorithm))?;
+                let key = key.map_err(|e| {
+                    anyhow::anyhow!(
+                        "setting `fhir.auth.secret_file`: not a {} private key PEM ({e})",
+                        cfg.algorithm
+                    )
+                })?;
                 Mode::Smart {
                     token_url: cfg.token_url.clone().unwrap_or_default(),
                     client_id: cfg.client_id.clone().unwrap_or_default(),
@@ -103,7 +134,10 @@ impl Auth {
             }
             other => anyhow::bail!("setting `fhir.auth.mode`: unknown mode `{other}`"),
         };
-        Ok(Self { mode, cached: Mutex::new(None) })
+        Ok(Self {
+            mode,
+            cached: Mutex::new(None),
+        })
     }
 
     pub fn mode_name(&self) -> &'static str {
@@ -128,13 +162,18 @@ impl Auth {
             _ => {}
         }
         let mut cached = self.cached.lock().await;
-        if let Some((t, until)) = cached.as_ref() {
-            if Instant::now() < *until {
-                return Ok(Some(t.clone()));
-            }
+        if let Some((t, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(Some(t.clone()));
         }
         let (url, form) = match &self.mode {
-            Mode::ClientCredentials { token_url, client_id, secret, scope } => {
+            Mode::ClientCredentials {
+                token_url,
+                client_id,
+                secret,
+                scope,
+            } => {
                 let mut f = vec![
                     ("grant_type", "client_credentials".to_owned()),
                     ("client_id", client_id.clone()),
@@ -145,7 +184,14 @@ impl Auth {
                 }
                 (token_url, f)
             }
-            Mode::Smart { token_url, client_id, key, alg, kid, scope } => {
+            Mode::Smart {
+                token_url,
+                client_id,
+                key,
+                alg,
+                kid,
+                scope,
+            } => {
                 let now = chrono::Utc::now().timestamp();
                 let claims = serde_json::json!({
                     "iss": client_id, "sub": client_id, "aud": token_url,
@@ -154,11 +200,15 @@ impl Auth {
                 let mut header = jsonwebtoken::Header::new(*alg);
                 header.typ = Some("JWT".into());
                 header.kid.clone_from(kid);
-                let jwt = jsonwebtoken::encode(&header, &claims, key)
-                    .map_err(|e| TokenError::Refused(format!("signing the SMART client assertion failed: {e}")))?;
+                let jwt = jsonwebtoken::encode(&header, &claims, key).map_err(|e| {
+                    TokenError::Refused(format!("signing the SMART client assertion failed: {e}"))
+                })?;
                 let mut f = vec![
                     ("grant_type", "client_credentials".to_owned()),
-                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned()),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                    ),
                     ("client_assertion", jwt),
                 ];
                 if let Some(s) = scope {
@@ -173,18 +223,23 @@ impl Auth {
             .form(&form)
             .send()
             .await
-            .map_err(|e| TokenError::Unavailable(format!("token endpoint unreachable: {}", without_url(&e))))?;
+            .map_err(|e| {
+                TokenError::Unavailable(format!("token endpoint unreachable: {}", without_url(&e)))
+            })?;
         let status = resp.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(TokenError::Unavailable(format!("token endpoint answered {status}")));
+            return Err(TokenError::Unavailable(format!(
+                "token endpoint answered {status}"
+            )));
         }
         if !status.is_success() {
-            return Err(TokenError::Refused(format!("token endpoint answered {status} (check fhir.auth)")));
+            return Err(TokenError::Refused(format!(
+                "token endpoint answered {status} (check fhir.auth)"
+            )));
         }
-        let t: TokenResponse = resp
-            .json()
-            .await
-            .map_err(|_| TokenError::Refused("token endpoint answer is not a token response".to_owned()))?;
+        let t: TokenResponse = resp.json().await.map_err(|_| {
+            TokenError::Refused("token endpoint answer is not a token response".to_owned())
+        })?;
         let life = Duration::from_secs(t.expires_in.unwrap_or(300));
         let until = Instant::now() + life.saturating_sub(EARLY);
         let token = Secret(t.access_token);
@@ -208,6 +263,12 @@ pub fn without_url(e: &reqwest::Error) -> String {
     if let Some(u) = e.url() {
         s = s.replace(u.as_str(), "<url>");
     }
-    let kind = if e.is_timeout() { " (timeout)" } else if e.is_connect() { " (connect)" } else { "" };
+    let kind = if e.is_timeout() {
+        " (timeout)"
+    } else if e.is_connect() {
+        " (connect)"
+    } else {
+        ""
+    };
     format!("{s}{kind}")
 }

@@ -18,16 +18,25 @@ pub struct DirSink {
 impl DirSink {
     /// Open (creating) the directory and continue its sequence.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create bundle directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!("cannot create bundle directory {}: {e}", dir.display())
+        })?;
         let mut max = 0u64;
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if let Some(n) = name.strip_suffix(".json").and_then(|s| s.split('-').next()).and_then(|s| s.parse::<u64>().ok()) {
+            if let Some(n) = name
+                .strip_suffix(".json")
+                .and_then(|s| s.split('-').next())
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 max = max.max(n);
             }
         }
-        Ok(Self { dir: dir.to_owned(), next: AtomicU64::new(max + 1) })
+        Ok(Self {
+            dir: dir.to_owned(),
+            next: AtomicU64::new(max + 1),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -40,7 +49,9 @@ impl DirSink {
         let name = format!("{n:012}-bundle.json");
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let fin = self.dir.join(&name);
-        let io = |e: std::io::Error| WriteError::Fatal(format!("writing bundle file {}: {e}", fin.display()));
+        let io = |e: std::io::Error| {
+            WriteError::Fatal(format!("writing bundle file {}: {e}", fin.display()))
+        };
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(body).map_err(io)?;
         f.sync_all().map_err(io)?;
@@ -62,7 +73,13 @@ mod tests {
         assert_eq!(s.write(b"{}").unwrap(), "000000000002-bundle.json");
         let s = DirSink::open(d.path()).unwrap();
         assert_eq!(s.write(b"{}").unwrap(), "000000000003-bundle.json");
-        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(names.iter().all(|n| !n.to_string_lossy().starts_with('.')), "no temp files left");
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.to_string_lossy().starts_with('.')),
+            "no temp files left"
+        );
     }
 }

@@ -39,7 +39,10 @@ pub enum Resolution {
 
 /// One attempt's failure.
 enum Attempt {
-    Retry { reason: String, after: Option<Duration> },
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
     Fail(WriteError),
 }
 
@@ -65,9 +68,15 @@ impl FhirSink {
             .tcp_keepalive(Duration::from_secs(60))
             .user_agent(concat!("recordbridge/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &cfg.ca_bundle {
-            let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("setting `fhir.ca_bundle`: cannot read {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| anyhow::anyhow!("setting `fhir.ca_bundle`: not a PEM certificate bundle: {e}"))?;
+            let pem = std::fs::read(ca).map_err(|e| {
+                anyhow::anyhow!(
+                    "setting `fhir.ca_bundle`: cannot read {}: {e}",
+                    ca.display()
+                )
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                anyhow::anyhow!("setting `fhir.ca_bundle`: not a PEM certificate bundle: {e}")
+            })?;
             b = b.tls_certs_merge(certs);
         }
         Ok(Self {
@@ -89,8 +98,17 @@ impl FhirSink {
     /// Post one transaction Bundle; returns the resources it wrote (`Type/id`).
     pub async fn write(&self, bundle: &[u8]) -> Result<Vec<String>, WriteError> {
         self.with_retries("transaction", || async {
-            let resp = self.send(|h| h.post(&self.base).header(CONTENT_TYPE, FHIR_JSON).body(bundle.to_vec())).await?;
-            let body: serde_json::Value = resp.json().await.map_err(|e| Attempt::Retry { reason: format!("unreadable transaction response: {}", without_url(&e)), after: None })?;
+            let resp = self
+                .send(|h| {
+                    h.post(&self.base)
+                        .header(CONTENT_TYPE, FHIR_JSON)
+                        .body(bundle.to_vec())
+                })
+                .await?;
+            let body: serde_json::Value = resp.json().await.map_err(|e| Attempt::Retry {
+                reason: format!("unreadable transaction response: {}", without_url(&e)),
+                after: None,
+            })?;
             Ok(locations(&body))
         })
         .await
@@ -98,16 +116,23 @@ impl FhirSink {
 
     /// Resolve an identifier to a Patient, cached for the configured TTL.
     pub async fn resolve(&self, id: &Identifier) -> Result<Resolution, WriteError> {
-        if let Some((r, at)) = self.cache.lock().await.get(id) {
-            if at.elapsed() < self.ttl {
-                return Ok(r.clone());
-            }
+        if let Some((r, at)) = self.cache.lock().await.get(id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(r.clone());
         }
-        let url = format!("{}/Patient?{}&_count=2", self.base, identifier_criterion(&id.system, &id.value));
+        let url = format!(
+            "{}/Patient?{}&_count=2",
+            self.base,
+            identifier_criterion(&id.system, &id.value)
+        );
         let r = self
             .with_retries("patient search", || async {
                 let resp = self.send(|h| h.get(&url)).await?;
-                let body: serde_json::Value = resp.json().await.map_err(|e| Attempt::Retry { reason: format!("unreadable search response: {}", without_url(&e)), after: None })?;
+                let body: serde_json::Value = resp.json().await.map_err(|e| Attempt::Retry {
+                    reason: format!("unreadable search response: {}", without_url(&e)),
+                    after: None,
+                })?;
                 Ok(resolution(&body))
             })
             .await?;
@@ -125,55 +150,98 @@ impl FhirSink {
 
     /// Count resources of a type (`_summary=count`), for tests and reconcile.
     pub async fn count(&self, query: &str) -> Result<u64, WriteError> {
-        let url = format!("{}/{query}{}_summary=count", self.base, if query.contains('?') { "&" } else { "?" });
+        let url = format!(
+            "{}/{query}{}_summary=count",
+            self.base,
+            if query.contains('?') { "&" } else { "?" }
+        );
         self.with_retries("count", || async {
             let resp = self.send(|h| h.get(&url)).await?;
-            let body: serde_json::Value = resp.json().await.map_err(|e| Attempt::Retry { reason: without_url(&e), after: None })?;
+            let body: serde_json::Value = resp.json().await.map_err(|e| Attempt::Retry {
+                reason: without_url(&e),
+                after: None,
+            })?;
             Ok(body["total"].as_u64().unwrap_or(0))
         })
         .await
     }
 
     /// One request with auth; a 401 refreshes the token once.
-    async fn send(&self, build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<reqwest::Response, Attempt> {
+    async fn send(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Attempt> {
         for refreshed in [false, true] {
             let mut req = build(&self.http).header(ACCEPT, FHIR_JSON);
             match self.auth.token(&self.http).await {
                 Ok(Some(t)) => req = req.bearer_auth(t.expose()),
                 Ok(None) => {}
-                Err(TokenError::Unavailable(reason)) => return Err(Attempt::Retry { reason, after: None }),
-                Err(TokenError::Refused(reason)) => return Err(Attempt::Fail(WriteError::Fatal(reason))),
+                Err(TokenError::Unavailable(reason)) => {
+                    return Err(Attempt::Retry {
+                        reason,
+                        after: None,
+                    });
+                }
+                Err(TokenError::Refused(reason)) => {
+                    return Err(Attempt::Fail(WriteError::Fatal(reason)));
+                }
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) => return Err(Attempt::Retry { reason: format!("request failed: {}", without_url(&e)), after: None }),
+                Err(e) => {
+                    return Err(Attempt::Retry {
+                        reason: format!("request failed: {}", without_url(&e)),
+                        after: None,
+                    });
+                }
             };
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);
             }
-            if status == StatusCode::UNAUTHORIZED && !refreshed && !matches!(self.auth.mode_name(), "none" | "bearer") {
+            if status == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && !matches!(self.auth.mode_name(), "none" | "bearer")
+            {
                 self.auth.invalidate().await;
                 continue;
             }
             if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
                 // Not this event's fault: stop rather than reject every event.
-                return Err(Attempt::Fail(WriteError::Fatal(format!("FHIR server answered {} (check fhir.auth)", status.as_u16()))));
+                return Err(Attempt::Fail(WriteError::Fatal(format!(
+                    "FHIR server answered {} (check fhir.auth)",
+                    status.as_u16()
+                ))));
             }
-            if matches!(status, StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED) {
+            if matches!(
+                status,
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+            ) {
                 return Err(Attempt::Fail(WriteError::Fatal(format!(
                     "FHIR server answered {} for the base URL (check the sink URL)",
                     status.as_u16()
                 ))));
             }
             let after = retry_after(resp.headers());
-            if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                return Err(Attempt::Retry { reason: format!("HTTP {}", status.as_u16()), after });
+            if status == StatusCode::REQUEST_TIMEOUT
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status.is_server_error()
+            {
+                return Err(Attempt::Retry {
+                    reason: format!("HTTP {}", status.as_u16()),
+                    after,
+                });
             }
             let body = resp.text().await.unwrap_or_default();
-            return Err(Attempt::Fail(WriteError::Rejected(format!("HTTP {}: {}", status.as_u16(), outcome_text(&body)))));
+            return Err(Attempt::Fail(WriteError::Rejected(format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                outcome_text(&body)
+            ))));
         }
-        Err(Attempt::Fail(WriteError::Fatal("FHIR server answered 401 after the token was refreshed (check fhir.auth)".into())))
+        Err(Attempt::Fail(WriteError::Fatal(
+            "FHIR server answered 401 after the token was refreshed (check fhir.auth)".into(),
+        )))
     }
 
     async fn with_retries<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, WriteError>
@@ -188,7 +256,10 @@ impl FhirSink {
                 Err(Attempt::Fail(e)) => return Err(e),
                 Err(Attempt::Retry { reason, after }) => {
                     if attempt >= self.max_retries {
-                        return Err(WriteError::Retryable(format!("{what}: {reason} (gave up after {} retries)", self.max_retries)));
+                        return Err(WriteError::Retryable(format!(
+                            "{what}: {reason} (gave up after {} retries)",
+                            self.max_retries
+                        )));
                     }
                     let wait = after.unwrap_or_else(|| self.backoff(attempt)).min(MAX_WAIT);
                     attempt += 1;
@@ -201,7 +272,10 @@ impl FhirSink {
 
     /// Exponential backoff with jitter: a random wait in [d/2, d], d = initial·2^n capped.
     fn backoff(&self, attempt: u32) -> Duration {
-        let d = self.backoff_initial.saturating_mul(1u32 << attempt.min(20)).min(self.backoff_max);
+        let d = self
+            .backoff_initial
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.backoff_max);
         let half = d / 2;
         half + rand::rng().random_range(Duration::ZERO..=half)
     }
@@ -213,7 +287,10 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok().or(Some(Duration::ZERO))
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+        .or(Some(Duration::ZERO))
 }
 
 /// `Type/id` of each entry's `response.location` (history suffix removed).
@@ -226,7 +303,11 @@ fn locations(bundle: &serde_json::Value) -> Vec<String> {
                 .map(|l| {
                     let l = l.split("/_history").next().unwrap_or(l);
                     let parts: Vec<&str> = l.rsplitn(3, '/').collect();
-                    if parts.len() >= 2 { format!("{}/{}", parts[1], parts[0]) } else { l.to_owned() }
+                    if parts.len() >= 2 {
+                        format!("{}/{}", parts[1], parts[0])
+                    } else {
+                        l.to_owned()
+                    }
                 })
                 .collect()
         })
@@ -259,14 +340,22 @@ pub fn outcome_text(body: &str) -> String {
             .as_array()
             .map(|is| {
                 is.iter()
-                    .filter_map(|i| i["diagnostics"].as_str().or_else(|| i["details"]["text"].as_str()))
+                    .filter_map(|i| {
+                        i["diagnostics"]
+                            .as_str()
+                            .or_else(|| i["details"]["text"].as_str())
+                    })
                     .collect::<Vec<_>>()
                     .join("; ")
             })
             .unwrap_or_default(),
         _ => body.chars().take(200).collect(),
     };
-    let text = if text.is_empty() { "no OperationOutcome".to_owned() } else { text };
+    let text = if text.is_empty() {
+        "no OperationOutcome".to_owned()
+    } else {
+        text
+    };
     mask_digits(&text).chars().take(500).collect()
 }
 
@@ -293,14 +382,20 @@ mod tests {
         assert_eq!(resolution(&one), Resolution::Found("Patient/7".into()));
         let two = serde_json::json!({"entry":[{"resource":{"resourceType":"Patient","id":"7"}},{"resource":{"resourceType":"Patient","id":"8"}}]});
         assert_eq!(resolution(&two), Resolution::Ambiguous);
-        assert_eq!(resolution(&serde_json::json!({"resourceType":"Bundle"})), Resolution::Unknown);
+        assert_eq!(
+            resolution(&serde_json::json!({"resourceType":"Bundle"})),
+            Resolution::Unknown
+        );
     }
 
     #[test]
     fn outcome_text_masks_identifiers() {
         let oo = r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found","diagnostics":"No Patient matches identifier 943 476 5919"}]}"#;
         let t = outcome_text(oo);
-        assert!(t.contains("No Patient matches") && !t.contains("5919"), "{t}");
+        assert!(
+            t.contains("No Patient matches") && !t.contains("5919"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -308,7 +403,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, "3".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
     }
 }

@@ -14,36 +14,44 @@ use crate::event::MAX_EVENT_BYTES;
 pub fn spawn(path: Option<&Path>) -> anyhow::Result<mpsc::Receiver<Delivery>> {
     let reader: Box<dyn Read + Send> = match path {
         Some(p) => Box::new(
-            std::fs::File::open(p).map_err(|e| anyhow::anyhow!("cannot open source file {}: {e}", p.display()))?,
+            std::fs::File::open(p)
+                .map_err(|e| anyhow::anyhow!("cannot open source file {}: {e}", p.display()))?,
         ),
         None => Box::new(std::io::stdin()),
     };
     let (tx, rx) = mpsc::channel(256);
-    std::thread::Builder::new().name("file-source".into()).spawn(move || {
-        let mut r = BufReader::with_capacity(64 * 1024, reader);
-        let mut no = 0u64;
-        loop {
-            no += 1;
-            match read_line(&mut r, MAX_EVENT_BYTES) {
-                Ok(None) => break,
-                Ok(Some(Line::Text(s))) if s.trim().is_empty() => continue,
-                Ok(Some(line)) => {
-                    let body = match line {
-                        Line::Text(s) => Ok(s),
-                        Line::TooLong => Err(format!("line is longer than {MAX_EVENT_BYTES} bytes")),
-                        Line::NotUtf8 => Err("line is not valid UTF-8".to_owned()),
-                    };
-                    if tx.blocking_send(Delivery { seq: no, body }).is_err() {
+    std::thread::Builder::new()
+        .name("file-source".into())
+        .spawn(move || {
+            let mut r = BufReader::with_capacity(64 * 1024, reader);
+            let mut no = 0u64;
+            loop {
+                no += 1;
+                match read_line(&mut r, MAX_EVENT_BYTES) {
+                    Ok(None) => break,
+                    Ok(Some(Line::Text(s))) if s.trim().is_empty() => continue,
+                    Ok(Some(line)) => {
+                        let body = match line {
+                            Line::Text(s) => Ok(s),
+                            Line::TooLong => {
+                                Err(format!("line is longer than {MAX_EVENT_BYTES} bytes"))
+                            }
+                            Line::NotUtf8 => Err("line is not valid UTF-8".to_owned()),
+                        };
+                        if tx.blocking_send(Delivery { seq: no, body }).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Delivery {
+                            seq: no,
+                            body: Err(format!("read error: {e}")),
+                        });
                         break;
                     }
                 }
-                Err(e) => {
-                    let _ = tx.blocking_send(Delivery { seq: no, body: Err(format!("read error: {e}")) });
-                    break;
-                }
             }
-        }
-    })?;
+        })?;
     Ok(rx)
 }
 
@@ -121,7 +129,10 @@ mod tests {
     #[test]
     fn splits_bounds_and_flags() {
         assert_eq!(lines(b"ab\r\ncd\n\nef", 10), ["ab", "cd", "", "ef"]);
-        assert_eq!(lines(b"short\nthis is far too long\nok\n", 8), ["short", "<long>", "ok"]);
+        assert_eq!(
+            lines(b"short\nthis is far too long\nok\n", 8),
+            ["short", "<long>", "ok"]
+        );
         assert_eq!(lines(b"\xff\xfe\nok", 8), ["<utf8>", "ok"]);
     }
 }

