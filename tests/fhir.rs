@@ -588,3 +588,41 @@ async fn fhir_401_stops_the_run_and_rejects_nothing() {
     ok(&run_bin(run_args(&src, &gw.base, &ledger), right).await);
     assert_communications(&h, &expected_communications(Some(&ids))).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_extra_ca_bundle() {
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let gw = Gateway::start_tls(&h.base, GwAuth::None).await;
+    assert!(gw.base.starts_with("https://"));
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("in.ndjson");
+    let ids = whole_threads(3, &src);
+    // without the test CA the server's certificate is not trusted: nothing is written
+    let o = run_bin(
+        run_args(&src, &gw.base, &tmp.path().join("a.db")),
+        env(&[
+            ("RECORDBRIDGE_FHIR__MAX_RETRIES", "1"),
+            ("RECORDBRIDGE_FHIR__BACKOFF_INITIAL_MS", "10"),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an untrusted certificate fails the run"
+    );
+    assert_eq!(
+        gw.state.forwarded.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    // with fhir.ca_bundle the same server is trusted
+    let ca = fixture("keys/tls-ca.pem");
+    let o = run_bin(
+        run_args(&src, &gw.base, &tmp.path().join("b.db")),
+        env(&[("RECORDBRIDGE_FHIR__CA_BUNDLE", ca.to_str().unwrap())]),
+    )
+    .await;
+    ok(&o);
+    assert_communications(&h, &expected_communications(Some(&ids))).await;
+}

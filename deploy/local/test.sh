@@ -63,7 +63,7 @@ section "5/6 cargo test --release --locked${*:+ $*}"
 cargo test --release --locked "$@" </dev/null 2>&1 | tee "$cargo_log"
 
 section "6/6 Fixture bundles: recordbridge run + R4 validation"
-"$here/validate_fixture_bundles.sh" </dev/null
+RECORDBRIDGE_TEST_BIN="${CARGO_TARGET_DIR:-target}/release/recordbridge" "$here/validate_fixture_bundles.sh" </dev/null
 
 step="done"
 read -r n_passed n_failed < <(awk '/^test result:/ {

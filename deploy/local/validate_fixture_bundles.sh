@@ -27,9 +27,13 @@ if [ -z "${RECORDBRIDGE_TEST_FHIR_SCHEMA:-}" ] || [ ! -f "${RECORDBRIDGE_TEST_FH
 fi
 ensure_python_deps
 
-rb_log "building target/release/recordbridge"
-cargo build --release --locked --bin recordbridge </dev/null
-bin="${CARGO_TARGET_DIR:-target}/release/recordbridge"
+if [ -n "${RECORDBRIDGE_TEST_BIN:-}" ] && [ -x "${RECORDBRIDGE_TEST_BIN}" ]; then
+    # test.sh passes the binary `cargo test --release` just built (same sources).
+    bin="${RECORDBRIDGE_TEST_BIN}"
+else
+    cargo build --release --locked --bin recordbridge </dev/null
+    bin="${CARGO_TARGET_DIR:-target}/release/recordbridge"
+fi
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/recordbridge-bundles.XXXXXX")"
 cleanup() {

@@ -1,5 +1,5 @@
 //! Bundle directory sink: one file per transaction Bundle, written atomically
-//! (temporary dot-file, fsync, rename) and named with a zero-padded sequence
+//! (temporary dot-file, fsync, rename, fsync of the directory) and named with a zero-padded sequence
 //! number so that a poller sorting names sees bundles in write order.
 //! Files starting with `.` are incomplete and must be ignored by pollers.
 
@@ -57,6 +57,10 @@ impl DirSink {
         f.sync_all().map_err(io)?;
         drop(f);
         std::fs::rename(&tmp, &fin).map_err(io)?;
+        // Make the rename itself durable before the ledger records the event as written.
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
         Ok(name)
     }
 }

@@ -71,6 +71,15 @@ impl Drop for Gateway {
 impl Gateway {
     /// Start on a free loopback port, forwarding `/fhir/...` to `upstream`.
     pub async fn start(upstream: &str, auth: GwAuth) -> Gateway {
+        Self::start_with(upstream, auth, false).await
+    }
+
+    /// The same over TLS, with the test CA's server certificate for 127.0.0.1.
+    pub async fn start_tls(upstream: &str, auth: GwAuth) -> Gateway {
+        Self::start_with(upstream, auth, true).await
+    }
+
+    async fn start_with(upstream: &str, auth: GwAuth, tls: bool) -> Gateway {
         let state = Arc::new(GwState {
             upstream: upstream.trim_end_matches('/').to_owned(),
             auth,
@@ -93,13 +102,29 @@ impl Gateway {
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let handle = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        let token_url = format!("http://{addr}/token");
+        let scheme = if tls { "https" } else { "http" };
+        let handle = if tls {
+            let acceptor = tls_acceptor();
+            tokio::spawn(async move {
+                axum::serve(
+                    TlsListener {
+                        tcp: listener,
+                        acceptor,
+                    },
+                    app,
+                )
+                .await
+                .unwrap();
+            })
+        } else {
+            tokio::spawn(async move {
+                axum::serve(listener, app).await.unwrap();
+            })
+        };
+        let token_url = format!("{scheme}://{addr}/token");
         *state.token_url.lock().unwrap() = token_url.clone();
         Gateway {
-            base: format!("http://{addr}/fhir"),
+            base: format!("{scheme}://{addr}/fhir"),
             token_url,
             state,
             handle,
@@ -231,5 +256,48 @@ async fn forward(
             resp
         }
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(super::fixture("keys/tls-server.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(super::fixture("keys/tls-server.key")).unwrap();
+    let cfg = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+}
+
+/// A TCP listener that completes a TLS handshake before handing the stream to axum.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            // A client that refuses our certificate fails here; keep serving others.
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
