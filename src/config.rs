@@ -22,8 +22,10 @@ pub struct Config {
     pub platform: String,
     /// Local identifier patterns.
     pub identifiers: PathBuf,
-    /// Hours held content waits for its thread's patient.
-    pub hold_window_hours: u32,
+    /// Hours held content waits for its thread's patient (fractions allowed).
+    pub hold_window_hours: f64,
+    /// Seconds between sweeps that delete expired held content during a long run.
+    pub sweep_interval_secs: u64,
     /// Device name of the bridge in Provenance.
     pub device: String,
     pub log: LogConfig,
@@ -85,7 +87,8 @@ impl Default for Config {
             ledger: None,
             platform: "chat".into(),
             identifiers: PathBuf::from("mappings/identifiers.toml"),
-            hold_window_hours: 72,
+            hold_window_hours: 72.0,
+            sweep_interval_secs: 60,
             device: "recordbridge".into(),
             log: LogConfig::default(),
             fhir: FhirConfig::default(),
@@ -199,8 +202,16 @@ impl Config {
         if self.platform.trim().is_empty() {
             return Err("setting `platform`: must not be empty".into());
         }
-        if self.hold_window_hours == 0 {
-            return Err("setting `hold_window_hours`: must be at least 1".into());
+        if !(self.hold_window_hours.is_finite()
+            && self.hold_window_hours > 0.0
+            && self.hold_window_hours <= 8760.0)
+        {
+            return Err(
+                "setting `hold_window_hours`: must be more than 0 and at most 8760 (a year)".into(),
+            );
+        }
+        if self.sweep_interval_secs == 0 {
+            return Err("setting `sweep_interval_secs`: must be at least 1".into());
         }
         if !matches!(self.log.format.as_str(), "json" | "text") {
             return Err(format!(
@@ -355,7 +366,7 @@ mod tests {
         };
         let c = Config::load(Some(&f), &o).unwrap();
         assert_eq!(c.sink.as_deref(), Some("dir:b"), "flags override the file");
-        assert_eq!(c.hold_window_hours, 5);
+        assert_eq!(c.hold_window_hours, 5.0);
         assert_eq!(c.fhir.concurrency, 3);
     }
 

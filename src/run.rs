@@ -142,7 +142,9 @@ impl Run {
     pub async fn new(cfg: Config, dry_run: bool) -> anyhow::Result<Self> {
         let identify = load_identify(&cfg)?;
         let policy = Policy {
-            hold_window: chrono::Duration::hours(i64::from(cfg.hold_window_hours)),
+            hold_window: chrono::Duration::milliseconds(
+                (cfg.hold_window_hours * 3_600_000.0) as i64,
+            ),
         };
         let sink = cfg.sink_spec().map_err(anyhow::Error::msg)?;
         let ledger_path = cfg.ledger_path();
@@ -217,12 +219,16 @@ impl Run {
         let mut senders = Vec::with_capacity(self.workers);
         let mut handles = Vec::with_capacity(self.workers);
         for _ in 0..self.workers {
-            let (tx, mut wrx) = mpsc::channel::<(ChatEvent, String)>(64);
+            let (tx, mut wrx) = mpsc::channel::<Work>(64);
             senders.push(tx);
             let sh = sh.clone();
             handles.push(tokio::spawn(async move {
-                while let Some((ev, key)) = wrx.recv().await {
-                    if let Err(e) = one(&sh, ev, &key).await {
+                while let Some(work) = wrx.recv().await {
+                    let done = match work {
+                        Work::Event(ev, key) => one(&sh, ev, &key).await,
+                        Work::Expire(key) => expire_thread(&sh, &key, Utc::now()).await,
+                    };
+                    if let Err(e) = done {
                         // Stop taking work; what is uncommitted is redone next run.
                         wrx.close();
                         return Err(e);
@@ -235,9 +241,24 @@ impl Run {
         let mut interrupted = false;
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
+        // Held content expires during long runs too (a stdin stream may run for weeks);
+        // each expiry goes to the worker that owns the thread, so it never races its events.
+        let mut sweep_timer =
+            tokio::time::interval(std::time::Duration::from_secs(sh.cfg.sweep_interval_secs));
+        sweep_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        sweep_timer.tick().await;
         loop {
             let d = tokio::select! {
                 d = rx.recv() => d,
+                _ = sweep_timer.tick() => {
+                    let mut failed = false;
+                    for key in sh.ledger.threads_with_expired_holds(Utc::now()).await? {
+                        let idx = worker_of(&key, senders.len());
+                        failed |= senders[idx].send(Work::Expire(key)).await.is_err();
+                    }
+                    if failed { break }
+                    continue;
+                }
                 () = &mut shutdown => { interrupted = true; None }
             };
             let Some(d) = d else { break };
@@ -246,7 +267,7 @@ impl Run {
                 continue;
             };
             let idx = worker_of(&key, senders.len());
-            if senders[idx].send((ev, key)).await.is_err() {
+            if senders[idx].send(Work::Event(ev, key)).await.is_err() {
                 break; // that worker failed; its error is reported below
             }
         }
@@ -505,9 +526,28 @@ fn fail(d: &mut Decision, e: WriteError) -> anyhow::Result<()> {
 /// Expire held content past its window in every thread.
 async fn sweep(sh: &Shared, now: DateTime<Utc>) -> anyhow::Result<()> {
     for key in sh.ledger.threads_with_expired_holds(now).await? {
-        let state = sh.ledger.load_thread(&key).await?;
-        let step = decide::expire(state, now);
-        apply(sh, &key, step, now).await?;
+        expire_thread(sh, &key, now).await?;
     }
     Ok(())
+}
+
+/// Delete one thread's expired held content, recording the outcomes.
+async fn expire_thread(sh: &Shared, key: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let state = sh.ledger.load_thread(key).await?;
+    let step = decide::expire(state, now);
+    if step.decisions.is_empty() {
+        return Ok(());
+    }
+    debug!(
+        thread = key,
+        expired = step.decisions.len(),
+        "held content expired"
+    );
+    apply(sh, key, step, now).await
+}
+
+/// A unit of work for the worker that owns a thread.
+enum Work {
+    Event(ChatEvent, String),
+    Expire(String),
 }

@@ -352,6 +352,7 @@ fn stdin_source_works() {
             &format!("dir:{}", out.display()),
         ])
         .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(
@@ -546,4 +547,71 @@ fn sigterm_stops_gracefully_after_committing_what_was_read() {
         &format!("dir:{}", out.display()),
     ]);
     assert_eq!(bundles(&out).len(), 3);
+}
+
+#[test]
+fn held_content_expires_during_a_long_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut child = bin()
+        .args([
+            "run",
+            "--source",
+            "-",
+            "--sink",
+            &format!("dir:{}", out.display()),
+        ])
+        .env("RECORDBRIDGE_HOLD_WINDOW_HOURS", "0.002") // 7.2 s
+        .env("RECORDBRIDGE_SWEEP_INTERVAL_SECS", "1")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"id":"$x1","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"can someone review bed 12"}}"#).unwrap();
+    stdin.flush().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ledger_path = out.join("ledger.db");
+    let state = |path: &std::path::Path| {
+        rt.block_on(async {
+            if !path.exists() {
+                return (0, None);
+            }
+            let l = recordbridge::ledger::Ledger::open(path).await.unwrap();
+            let held = l.held_count().await.unwrap();
+            let outcome = l
+                .outcomes()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|o| o.0 == "$x1")
+                .map(|o| (o.1, o.2));
+            l.close().await;
+            (held, outcome)
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut saw_held = false;
+    loop {
+        let (held, outcome) = state(&ledger_path);
+        saw_held |= held == 1 && outcome.as_ref().is_some_and(|o| o.0 == "held");
+        if held == 0 && outcome.as_ref().is_some_and(|o| o.0 == "ignored") {
+            assert_eq!(outcome.unwrap().1.as_deref(), Some("not-patient-related"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "held content never expired while the run was going"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(saw_held, "the event was held before it expired");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "expired while the run was still going"
+    );
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    drop(stdin);
 }
