@@ -225,7 +225,7 @@ impl Run {
             handles.push(tokio::spawn(async move {
                 while let Some(work) = wrx.recv().await {
                     let done = match work {
-                        Work::Event(ev, key) => one(&sh, ev, &key).await,
+                        Work::Event(ev, key) => one(&sh, *ev, &key).await,
                         Work::Expire(key) => expire_thread(&sh, &key, Utc::now()).await,
                     };
                     if let Err(e) = done {
@@ -267,7 +267,7 @@ impl Run {
                 continue;
             };
             let idx = worker_of(&key, senders.len());
-            if senders[idx].send(Work::Event(ev, key)).await.is_err() {
+            if senders[idx].send(Work::Event(Box::new(ev), key)).await.is_err() {
                 break; // that worker failed; its error is reported below
             }
         }
@@ -548,6 +548,6 @@ async fn expire_thread(sh: &Shared, key: &str, now: DateTime<Utc>) -> anyhow::Re
 
 /// A unit of work for the worker that owns a thread.
 enum Work {
-    Event(ChatEvent, String),
+    Event(Box<ChatEvent>, String),
     Expire(String),
 }
