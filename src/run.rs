@@ -267,7 +267,11 @@ impl Run {
                 continue;
             };
             let idx = worker_of(&key, senders.len());
-            if senders[idx].send(Work::Event(Box::new(ev), key)).await.is_err() {
+            if senders[idx]
+                .send(Work::Event(Box::new(ev), key))
+                .await
+                .is_err()
+            {
                 break; // that worker failed; its error is reported below
             }
         }

@@ -141,6 +141,19 @@ async fn assert_communications(h: &Hfs, want: &HashMap<String, String>) {
     );
 }
 
+/// Retry warnings and server errors must not carry patient identifiers (URLs hold them in queries).
+fn assert_no_identifiers(logs: &str) {
+    assert!(logs.contains("\"level\""), "JSON logs were captured");
+    for p in patients("patients.json") {
+        for k in ["nhs_number", "hospital_number"] {
+            assert!(
+                !logs.contains(p[k].as_str().unwrap()),
+                "logs contain a patient's {k}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixtures_into_fhir_exactly_once_and_replay_creates_nothing() {
     let h = Hfs::start().await;
@@ -332,6 +345,7 @@ async fn faults_503_and_429_retry_after_lose_nothing_and_duplicate_nothing() {
             > 20,
         "faults were injected"
     );
+    assert_no_identifiers(&String::from_utf8_lossy(&o.stderr));
     assert_communications(&h, &expected_communications(Some(&ids))).await;
 }
 
@@ -366,10 +380,9 @@ async fn fhir_server_stopped_mid_run_and_restarted_loses_nothing() {
     h.restart().await;
     let o = run.await.unwrap();
     ok(&o);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("retrying"),
-        "the outage was noticed"
-    );
+    let logs = String::from_utf8_lossy(&o.stderr);
+    assert!(logs.contains("retrying"), "the outage was noticed");
+    assert_no_identifiers(&logs);
     assert_communications(&h, &expected_communications(None)).await;
 }
 

@@ -272,3 +272,33 @@ pub fn without_url(e: &reqwest::Error) -> String {
     };
     format!("{s}{kind}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn errors_lose_their_url_and_identifiers() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!(
+            "http://127.0.0.1:{port}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919"
+        );
+        let e = reqwest::Client::new().get(&url).send().await.unwrap_err();
+        assert!(
+            e.to_string().contains("9434765919"),
+            "reqwest puts the URL in its message"
+        );
+        let s = without_url(&e);
+        assert!(!s.contains("9434765919") && s.contains("<url>"), "{s}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s:?}"), "***");
+    }
+}
