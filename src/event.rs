@@ -4,7 +4,7 @@
 //! message names the field and what was wrong, without echoing message text or
 //! identifier values (the error is logged and written to the reject report).
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 use serde::{Deserialize, Serialize};
 
 /// The kind of chat event.
@@ -192,6 +192,7 @@ pub fn from_value(
             &format!("is not an RFC 3339 date-time with offset ({e})"),
         )
     })?;
+    let sent_at = recordable_time(sent_at)?;
     let text = opt_string(take("text"), "text")?;
     let key = opt_string(take("key"), "key")?;
     let mentions = match take("mentions") {
@@ -249,6 +250,24 @@ pub fn from_value(
         patient,
         attachments,
     })
+}
+
+/// A time FHIR can record: its UTC year within 0001–9999 (FHIR `instant`), and
+/// a leap second (`23:59:60`) folded into the last instant of the second before.
+fn recordable_time(t: DateTime<FixedOffset>) -> Result<DateTime<FixedOffset>, EventError> {
+    let year = t.with_timezone(&chrono::Utc).year();
+    if !(1..=9999).contains(&year) {
+        return Err(invalid(
+            "sent_at",
+            "is outside the years 0001-9999 (in UTC)",
+        ));
+    }
+    if t.nanosecond() >= 1_000_000_000 {
+        return t
+            .with_nanosecond(999_999_999)
+            .ok_or_else(|| invalid("sent_at", "is a leap second that cannot be recorded"));
+    }
+    Ok(t)
 }
 
 fn invalid(field: &'static str, problem: &str) -> EventError {
@@ -380,6 +399,22 @@ mod tests {
         let s = r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":"9434765919 oops"#;
         let err = parse_event(s, "chat").unwrap_err().to_string();
         assert!(!err.contains("9434765919"), "{err}");
+    }
+
+    #[test]
+    fn times_fhir_cannot_record_are_rejected_or_folded() {
+        let at = |t: &str| parse_event(&OK.replace("2026-11-20T08:00:00Z", t), "chat");
+        let err = at("9999-12-31T23:59:59-14:00").unwrap_err().to_string();
+        assert!(
+            err.contains("field `sent_at`") && err.contains("0001-9999"),
+            "{err}"
+        );
+        assert!(at("0000-01-01T00:00:00Z").is_err());
+        let leap = at("2016-12-31T23:59:60.5+01:00").unwrap();
+        assert_eq!(
+            leap.sent_at.to_rfc3339(),
+            "2016-12-31T23:59:59.999999999+01:00"
+        );
     }
 
     #[test]

@@ -140,8 +140,9 @@ pub(crate) fn logical_ref(
 
 pub(crate) fn instant(t: DateTime<Utc>) -> Instant {
     let s = t.to_rfc3339_opts(SecondsFormat::Millis, true);
-    serde_json::from_value(serde_json::Value::String(s))
-        .expect("RFC 3339 from chrono parses as FHIR instant")
+    serde_json::from_value(serde_json::Value::String(s)).expect(
+        "event parsing admits only times FHIR can record (years 0001-9999 UTC, no leap second)",
+    )
 }
 
 pub(crate) fn date_time(t: DateTime<chrono::FixedOffset>) -> FhirDateTime {
@@ -156,6 +157,24 @@ pub(crate) fn user_system(platform: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any `sent_at` that event parsing admits builds a Bundle without panicking.
+        #[test]
+        fn any_admitted_time_records(y in 0u32..=9999, mo in 1u32..=12, d in 1u32..=28, h in 0u32..=23, mi in 0u32..=59,
+                                     sec in 0u32..=60, frac in 0u32..1000, oh in 0u32..=23, om in 0u32..=59, neg: bool) {
+            let t = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{frac:03}{}{oh:02}:{om:02}", if neg { '-' } else { '+' });
+            let line = serde_json::json!({"id": "$1", "room": "!r", "sender": "@a", "sent_at": t, "text": "pt 943 476 5919"});
+            if let Ok(ev) = crate::event::parse_event(&line.to_string(), "chat") {
+                let found = crate::identify::Identify::default().find(&ev);
+                let now: chrono::DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+                let step = crate::decide::decide(Default::default(), ev, found, now, &Default::default());
+                let ctx = RecordCtx { now, patient_ref: None, device: "rb" };
+                prop_assert!(bundle(&step.decisions[0], &ctx).is_some());
+            }
+        }
+    }
 
     #[test]
     fn query_values_are_escaped() {
