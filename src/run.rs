@@ -13,7 +13,7 @@
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -92,16 +92,16 @@ impl RejectReport {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        if self.file.is_none() {
-            self.file = Some(
+        let f = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
                     .with_context(|| format!("opening reject report {}", path.display()))?,
-            );
-        }
-        let f = self.file.as_mut().expect("opened");
+            ),
+        };
         writeln!(f, "{rec}")?;
         f.sync_data()?;
         Ok(())
@@ -122,6 +122,8 @@ struct Shared {
 /// A run over a file or stdin.
 pub struct Run {
     shared: Arc<Shared>,
+    /// The source file; `None` reads stdin.
+    source: Option<PathBuf>,
     workers: usize,
     _dry_dir: Option<tempfile::TempDir>,
 }
@@ -176,16 +178,19 @@ impl Run {
                 }
                 SinkSpec::Fhir(url) => {
                     workers = cfg.fhir.concurrency;
-                    reject_path = Some(cfg.ledger_path().with_extension("rejected.ndjson"));
+                    reject_path = Some(ledger_path.with_extension("rejected.ndjson"));
                     Output::Fhir(Box::new(FhirSink::new(url, &cfg.fhir)?))
                 }
             };
             (Ledger::open(&ledger_path).await?, out, None)
         };
-        let source_name = match cfg.source_spec().map_err(anyhow::Error::msg)? {
-            SourceSpec::File(p) => p.display().to_string(),
-            SourceSpec::Stdin => "-".to_owned(),
+        let source = match cfg.source_spec().map_err(anyhow::Error::msg)? {
+            SourceSpec::File(p) => Some(p),
+            SourceSpec::Stdin => None,
         };
+        let source_name = source
+            .as_deref()
+            .map_or_else(|| "-".to_owned(), |p| p.display().to_string());
         let shared = Shared {
             cfg,
             ledger,
@@ -201,6 +206,7 @@ impl Run {
         };
         Ok(Self {
             shared: Arc::new(shared),
+            source,
             workers,
             _dry_dir: dry_dir,
         })
@@ -209,11 +215,7 @@ impl Run {
     /// Process the whole source (or until interrupted, finishing in-flight events).
     pub async fn run(self) -> anyhow::Result<Summary> {
         let sh = self.shared.clone();
-        let path = match sh.cfg.source_spec().map_err(anyhow::Error::msg)? {
-            SourceSpec::File(p) => Some(p),
-            SourceSpec::Stdin => None,
-        };
-        let mut rx = source::file::spawn(path.as_deref())?;
+        let mut rx = source::file::spawn(self.source.as_deref())?;
         sweep(&sh, Utc::now()).await?;
 
         let mut senders = Vec::with_capacity(self.workers);
@@ -262,7 +264,10 @@ impl Run {
                 () = &mut shutdown => { interrupted = true; None }
             };
             let Some(d) = d else { break };
-            sh.summary.lock().expect("summary lock").read += 1;
+            sh.summary
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .read += 1;
             let Some((ev, key)) = dispatch(&sh, &d).await? else {
                 continue;
             };
@@ -288,10 +293,14 @@ impl Run {
         }
         sweep(&sh, Utc::now()).await?;
         if let Output::DryRun(w) = &sh.out {
-            w.lock().expect("stdout lock").flush()?;
+            w.lock().unwrap_or_else(PoisonError::into_inner).flush()?;
         }
         sh.ledger.close().await;
-        let s = sh.summary.lock().expect("summary lock").clone();
+        let s = sh
+            .summary
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         info!(
             read = s.read,
             rejected = s.rejected,
@@ -352,7 +361,10 @@ async fn dispatch(sh: &Shared, d: &Delivery) -> anyhow::Result<Option<(ChatEvent
 }
 
 async fn reject(sh: &Shared, d: &Delivery, why: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
-    sh.summary.lock().expect("summary lock").rejected += 1;
+    sh.summary
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .rejected += 1;
     warn!(line = d.seq, source = %sh.source_name, reason = why, "rejected malformed event");
     if let Output::DryRun(w) = &sh.out {
         let id = d
@@ -363,14 +375,12 @@ async fn reject(sh: &Shared, d: &Delivery, why: &str, now: DateTime<Utc>) -> any
             .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
         let line = serde_json::json!({"event_id": id, "outcome": "rejected", "patient": null,
             "identifiers": [], "task": null, "reason": reason::MALFORMED});
-        writeln!(w.lock().expect("stdout lock"), "{line}")?;
+        writeln!(w.lock().unwrap_or_else(PoisonError::into_inner), "{line}")?;
     } else {
-        sh.rejects.lock().expect("reject lock").write(
-            &sh.source_name,
-            d.seq,
-            why,
-            d.body.as_deref().ok(),
-        )?;
+        sh.rejects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(&sh.source_name, d.seq, why, d.body.as_deref().ok())?;
     }
     sh.ledger
         .record_reject(&format!("{}:{}", sh.source_name, d.seq), why, now)
@@ -390,7 +400,10 @@ async fn thread_key(sh: &Shared, ev: &ChatEvent) -> anyhow::Result<String> {
 /// Decide, write and commit one event.
 async fn one(sh: &Shared, ev: ChatEvent, key: &str) -> anyhow::Result<()> {
     if sh.ledger.seen(&ev.platform, &ev.id).await?.is_some() {
-        sh.summary.lock().expect("summary lock").duplicates += 1;
+        sh.summary
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .duplicates += 1;
         debug!(event_id = %ev.id, "duplicate event: already decided");
         return Ok(());
     }
@@ -416,16 +429,15 @@ async fn apply(
             }
             if d.outcome == Outcome::Rejected {
                 let why = d.reason.as_deref().unwrap_or("rejected");
-                sh.rejects.lock().expect("reject lock").write_event(
-                    &sh.source_name,
-                    &d.event,
-                    why,
-                )?;
+                sh.rejects
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .write_event(&sh.source_name, &d.event, why)?;
             }
         }
         debug!(event_id = %d.event.id, thread = key, outcome = d.outcome.as_str(), reason = d.reason.as_deref(), "decided");
         if let Output::DryRun(w) = &sh.out {
-            let mut w = w.lock().expect("stdout lock");
+            let mut w = w.lock().unwrap_or_else(PoisonError::into_inner);
             serde_json::to_writer(&mut *w, &d.line())?;
             w.write_all(b"\n")?;
         }
@@ -433,7 +445,7 @@ async fn apply(
     sh.ledger
         .commit(key, &step.state, &step.decisions, now)
         .await?;
-    let mut s = sh.summary.lock().expect("summary lock");
+    let mut s = sh.summary.lock().unwrap_or_else(PoisonError::into_inner);
     for d in &step.decisions {
         s.count(d);
     }
@@ -454,7 +466,10 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
             if let Some(b) = record::bundle(d, &ctx) {
                 sink.write(&serde_json::to_vec(&b)?)
                     .map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}"))?;
-                sh.summary.lock().expect("summary lock").bundles += 1;
+                sh.summary
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .bundles += 1;
             }
             Ok(())
         }
@@ -488,7 +503,10 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
             match sink.write(&serde_json::to_vec(&b)?).await {
                 Ok(resources) => {
                     debug!(event_id = %d.event.id, resources = resources.len(), "written");
-                    sh.summary.lock().expect("summary lock").bundles += 1;
+                    sh.summary
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .bundles += 1;
                     Ok(())
                 }
                 Err(e) => fail(d, e),

@@ -18,14 +18,7 @@ fn fixtures_end_to_end_match_expected_decisions() {
     let out = tmp.path().join("out");
     let sink = format!("dir:{}", out.display());
     // dry run first: decision lines, nothing written
-    let dry = run_ok(&[
-        "run",
-        "--dry-run",
-        "--source",
-        &fixtures_src(),
-        "--sink",
-        &sink,
-    ]);
+    let dry = dry_run(&fixtures_src(), &sink);
     assert!(!out.exists(), "--dry-run must write nothing");
     let got = final_decisions(&dry.stdout);
     let want = expected();
@@ -34,7 +27,7 @@ fn fixtures_end_to_end_match_expected_decisions() {
         assert_eq!(got.get(id), Some(w), "final decision of {id}");
     }
     // real run: one bundle per filed decision, subject = the expected patient
-    run_ok(&["run", "--source", &fixtures_src(), "--sink", &sink]);
+    run_src_sink(&fixtures_src(), &sink);
     let bs = bundles(&out);
     let filed: HashMap<_, _> = want.iter().filter(|(_, w)| w.0 == "filed").collect();
     assert_eq!(bs.len(), filed.len(), "one bundle per filed event");
@@ -97,13 +90,7 @@ fn fixtures_end_to_end_match_expected_decisions() {
 fn replies_and_thread_members_are_linked() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    run_ok(&[
-        "run",
-        "--source",
-        &fixtures_src(),
-        "--sink",
-        &format!("dir:{}", out.display()),
-    ]);
+    run_src_sink(&fixtures_src(), &format!("dir:{}", out.display()));
     let events: HashMap<String, serde_json::Value> =
         std::fs::read_to_string(fixture("ward-chat.ndjson"))
             .unwrap()
@@ -153,25 +140,13 @@ fn same_events_twice_write_once() {
         format!("{}\n{}\n", first.join("\n"), first.join("\n")),
     )
     .unwrap();
-    run_ok(&[
-        "run",
-        "--source",
-        &format!("file:{}", input.display()),
-        "--sink",
-        &sink,
-    ]);
+    run_src_sink(&format!("file:{}", input.display()), &sink);
     let n1 = bundles(&out).len();
     assert!(n1 > 0);
     let ids: std::collections::HashSet<String> =
         bundles(&out).iter().map(|b| communication(b).1).collect();
     assert_eq!(ids.len(), n1, "no event written twice within a run");
-    run_ok(&[
-        "run",
-        "--source",
-        &format!("file:{}", input.display()),
-        "--sink",
-        &sink,
-    ]);
+    run_src_sink(&format!("file:{}", input.display()), &sink);
     assert_eq!(bundles(&out).len(), n1, "a replay writes nothing new");
 }
 
@@ -187,34 +162,15 @@ fn second_run_continues_threads_of_the_first() {
     std::fs::write(&fb, b.join("\n")).unwrap();
     let out = tmp.path().join("out");
     let sink = format!("dir:{}", out.display());
-    run_ok(&[
-        "run",
-        "--source",
-        &format!("file:{}", fa.display()),
-        "--sink",
-        &sink,
-    ]);
+    run_src_sink(&format!("file:{}", fa.display()), &sink);
     // the dry run of the second half starts from the first run's ledger
-    let dry = run_ok(&[
-        "run",
-        "--dry-run",
-        "--source",
-        &format!("file:{}", fb.display()),
-        "--sink",
-        &sink,
-    ]);
+    let dry = dry_run(&format!("file:{}", fb.display()), &sink);
     let got = final_decisions(&dry.stdout);
     let want = expected();
     for (id, g) in &got {
         assert_eq!(Some(g), want.get(id), "final decision of {id} across runs");
     }
-    run_ok(&[
-        "run",
-        "--source",
-        &format!("file:{}", fb.display()),
-        "--sink",
-        &sink,
-    ]);
+    run_src_sink(&format!("file:{}", fb.display()), &sink);
     let filed = want.values().filter(|w| w.0 == "filed").count();
     assert_eq!(bundles(&out).len(), filed);
 }
@@ -233,22 +189,9 @@ fn late_identification_in_a_later_run_files_held_messages() {
     std::fs::write(&fb, concat!(
         r#"{"id":"$h3","room":"!r","thread":"$h1","sender":"@a","sent_at":"2026-11-21T10:05:00Z","text":"it's 943 476 5919"}"#, "\n",
     )).unwrap();
-    run_ok(&[
-        "run",
-        "--source",
-        &format!("file:{}", fa.display()),
-        "--sink",
-        &sink,
-    ]);
+    run_src_sink(&format!("file:{}", fa.display()), &sink);
     assert!(bundles(&out).is_empty(), "held messages are not written");
-    let dry = run_ok(&[
-        "run",
-        "--dry-run",
-        "--source",
-        &format!("file:{}", fb.display()),
-        "--sink",
-        &sink,
-    ]);
+    let dry = dry_run(&format!("file:{}", fb.display()), &sink);
     let got = final_decisions(&dry.stdout);
     for id in ["$h1", "$h2", "$h3"] {
         assert_eq!(
@@ -257,13 +200,7 @@ fn late_identification_in_a_later_run_files_held_messages() {
             "{id}"
         );
     }
-    run_ok(&[
-        "run",
-        "--source",
-        &format!("file:{}", fb.display()),
-        "--sink",
-        &sink,
-    ]);
+    run_src_sink(&format!("file:{}", fb.display()), &sink);
     let ids: Vec<String> = bundles(&out).iter().map(|b| communication(b).1).collect();
     assert_eq!(
         ids,
@@ -276,13 +213,10 @@ fn late_identification_in_a_later_run_files_held_messages() {
 fn malformed_events_are_rejected_with_line_and_reason_and_the_rest_flows() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let o = run_ok(&[
-        "run",
-        "--source",
+    let o = run_src_sink(
         &format!("file:{}", fixture("malformed.ndjson").display()),
-        "--sink",
         &format!("dir:{}", out.display()),
-    ]);
+    );
     assert!(o.status.success(), "rejected events do not fail the run");
     let want: HashMap<String, Option<String>> =
         serde_json::from_str(&std::fs::read_to_string(fixture("malformed-expected.json")).unwrap())
@@ -324,13 +258,10 @@ fn malformed_events_are_rejected_with_line_and_reason_and_the_rest_flows() {
     let mut f = std::fs::File::create(&junk).unwrap();
     f.write_all(b"\xff\xfe\x00garbage\n{\"id\":\n\n{}").unwrap();
     drop(f);
-    let o = run_ok(&[
-        "run",
-        "--source",
+    let o = run_src_sink(
         &format!("file:{}", junk.display()),
-        "--sink",
         &format!("dir:{}", tmp.path().join("j").display()),
-    ]);
+    );
     assert!(o.status.success());
     let n = std::fs::read_to_string(tmp.path().join("j/rejected.ndjson"))
         .unwrap()
@@ -343,18 +274,7 @@ fn malformed_events_are_rejected_with_line_and_reason_and_the_rest_flows() {
 fn stdin_source_works() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let mut child = bin()
-        .args([
-            "run",
-            "--source",
-            "-",
-            "--sink",
-            &format!("dir:{}", out.display()),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_stdin_run(&out, &[], std::process::Stdio::null());
     child.stdin.take().unwrap().write_all(
         br#"{"id":"$s1","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"pt 943 476 5919 seen"}
 "#,
@@ -500,18 +420,7 @@ fn help_on_every_command() {
 fn sigterm_stops_gracefully_after_committing_what_was_read() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let mut child = bin()
-        .args([
-            "run",
-            "--source",
-            "-",
-            "--sink",
-            &format!("dir:{}", out.display()),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_stdin_run(&out, &[], std::process::Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
     for i in 0..3 {
         writeln!(stdin, r#"{{"id":"$g{i}","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"pt 943 476 5919"}}"#).unwrap();
@@ -539,13 +448,10 @@ fn sigterm_stops_gracefully_after_committing_what_was_read() {
     // the ledger has them: a rerun of the same events writes nothing new
     let src = tmp.path().join("again.ndjson");
     std::fs::write(&src, (0..3).map(|i| format!(r#"{{"id":"$g{i}","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"pt 943 476 5919"}}"#)).collect::<Vec<_>>().join("\n")).unwrap();
-    run_ok(&[
-        "run",
-        "--source",
+    run_src_sink(
         &format!("file:{}", src.display()),
-        "--sink",
         &format!("dir:{}", out.display()),
-    ]);
+    );
     assert_eq!(bundles(&out).len(), 3);
 }
 
@@ -553,20 +459,14 @@ fn sigterm_stops_gracefully_after_committing_what_was_read() {
 fn held_content_expires_during_a_long_run() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let mut child = bin()
-        .args([
-            "run",
-            "--source",
-            "-",
-            "--sink",
-            &format!("dir:{}", out.display()),
-        ])
-        .env("RECORDBRIDGE_HOLD_WINDOW_HOURS", "0.002") // 7.2 s
-        .env("RECORDBRIDGE_SWEEP_INTERVAL_SECS", "1")
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_stdin_run(
+        &out,
+        &[
+            ("RECORDBRIDGE_HOLD_WINDOW_HOURS", "0.002"),
+            ("RECORDBRIDGE_SWEEP_INTERVAL_SECS", "1"),
+        ],
+        std::process::Stdio::null(),
+    );
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, r#"{{"id":"$x1","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"can someone review bed 12"}}"#).unwrap();
     stdin.flush().unwrap();

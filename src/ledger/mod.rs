@@ -87,12 +87,6 @@ pub struct QuarantineItem {
     pub created_at: String,
 }
 
-/// Counts by outcome and reason.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Counts {
-    pub by_outcome: Vec<(String, Option<String>, i64)>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pool: SqlitePool,
@@ -243,19 +237,6 @@ impl Ledger {
                 created_at: r.get(6),
             })
             .collect())
-    }
-
-    /// Count of events by (outcome, reason).
-    pub async fn counts(&self) -> anyhow::Result<Counts> {
-        let rows = sqlx::query("SELECT outcome, reason, COUNT(*) FROM events GROUP BY outcome, reason ORDER BY outcome, reason")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(Counts {
-            by_outcome: rows
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect(),
-        })
     }
 
     /// Rows in the held table (for tests and metrics).

@@ -91,10 +91,6 @@ impl FhirSink {
         })
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// Post one transaction Bundle; returns the resources it wrote (`Type/id`).
     pub async fn write(&self, bundle: &[u8]) -> Result<Vec<String>, WriteError> {
         self.with_retries("transaction", || async {
@@ -146,24 +142,6 @@ impl FhirSink {
         }
         cache.insert(id.clone(), (r.clone(), Instant::now()));
         Ok(r)
-    }
-
-    /// Count resources of a type (`_summary=count`), for tests and reconcile.
-    pub async fn count(&self, query: &str) -> Result<u64, WriteError> {
-        let url = format!(
-            "{}/{query}{}_summary=count",
-            self.base,
-            if query.contains('?') { "&" } else { "?" }
-        );
-        self.with_retries("count", || async {
-            let resp = self.send(|h| h.get(&url)).await?;
-            let body: serde_json::Value = resp.json().await.map_err(|e| Attempt::Retry {
-                reason: without_url(&e),
-                after: None,
-            })?;
-            Ok(body["total"].as_u64().unwrap_or(0))
-        })
-        .await
     }
 
     /// One request with auth; a 401 refreshes the token once.

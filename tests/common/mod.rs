@@ -37,6 +37,35 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
+/// `recordbridge run --source SRC --sink SINK`, which must succeed.
+pub fn run_src_sink(src: &str, sink: &str) -> Output {
+    run_ok(&["run", "--source", src, "--sink", sink])
+}
+
+/// `recordbridge run --dry-run --source SRC --sink SINK`, which must succeed.
+pub fn dry_run(src: &str, sink: &str) -> Output {
+    run_ok(&["run", "--dry-run", "--source", src, "--sink", sink])
+}
+
+/// Start `recordbridge run --source - --sink dir:OUT` reading a piped stdin.
+pub fn spawn_stdin_run(out: &Path, env: &[(&str, &str)], stderr: Stdio) -> std::process::Child {
+    let mut c = bin();
+    c.args([
+        "run",
+        "--source",
+        "-",
+        "--sink",
+        &format!("dir:{}", out.display()),
+    ]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("binary starts")
+}
+
 /// Expected final decision per event id: (outcome, reason, patient value).
 pub fn expected() -> HashMap<String, (String, Option<String>, Option<String>)> {
     let text = std::fs::read_to_string(fixture("expected-decisions.ndjson")).unwrap();
@@ -93,4 +122,25 @@ pub fn communication(b: &serde_json::Value) -> (&serde_json::Value, String) {
     assert_eq!(c["resourceType"], "Communication");
     let urn = c["identifier"][0]["value"].as_str().unwrap();
     (c, urn.rsplit(':').next().unwrap().to_owned())
+}
+
+/// Wait for a child, sampling its peak RSS (VmHWM, kB) from /proc until it exits.
+/// (getrusage(RUSAGE_CHILDREN) would count the parent's pages copied at fork.)
+pub fn wait_with_peak_rss(mut child: std::process::Child) -> (std::process::ExitStatus, u64) {
+    let path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&path)
+            && let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
+        }
+        if let Some(st) = child.try_wait().expect("child status") {
+            return (st, peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
