@@ -4,6 +4,7 @@
 //! Validated at start; errors name the setting.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -30,6 +31,45 @@ pub struct Config {
     pub device: String,
     pub log: LogConfig,
     pub fhir: FhirConfig,
+    pub amqp: AmqpConfig,
+    pub health: HealthConfig,
+}
+
+/// RabbitMQ topology and consumer settings (ARCHITECTURE §7 names by default).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpConfig {
+    /// Topic exchange the chat platform publishes chat events to.
+    pub exchange: String,
+    /// Quorum queue the bridge consumes.
+    pub queue: String,
+    /// Binding key of the queue on the exchange.
+    pub binding_key: String,
+    /// Dead-letter exchange (malformed events, and events past the delivery limit).
+    pub dead_exchange: String,
+    /// Queue bound to the dead-letter exchange.
+    pub dead_queue: String,
+    /// Topic exchange outcome events are published to (ARCHITECTURE §8).
+    pub outcomes_exchange: String,
+    /// Publish outcome events (with publisher confirms).
+    pub publish_outcomes: bool,
+    /// Unacknowledged deliveries held at once (QoS prefetch); bounds memory.
+    pub prefetch: u16,
+    /// Deliveries of one message before RabbitMQ dead-letters it (`x-delivery-limit`).
+    pub delivery_limit: u32,
+    /// Declare the topology at start; `false` only checks that it exists (pre-provisioned).
+    pub declare: bool,
+    /// Reconnection backoff after a lost connection.
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+/// Health endpoints (`/healthz`, `/readyz`), served while consuming from AMQP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// `HOST:PORT` to listen on, or `off`.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -92,6 +132,35 @@ impl Default for Config {
             device: "recordbridge".into(),
             log: LogConfig::default(),
             fhir: FhirConfig::default(),
+            amqp: AmqpConfig::default(),
+            health: HealthConfig::default(),
+        }
+    }
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self {
+            exchange: "recordbridge.chat".into(),
+            queue: "recordbridge.events".into(),
+            binding_key: "#".into(),
+            dead_exchange: "recordbridge.dlx".into(),
+            dead_queue: "recordbridge.dead".into(),
+            outcomes_exchange: "recordbridge.outcomes".into(),
+            publish_outcomes: true,
+            prefetch: 200,
+            delivery_limit: 10,
+            declare: true,
+            reconnect_initial_ms: 500,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
         }
     }
 }
@@ -141,6 +210,23 @@ impl Default for AuthConfig {
 pub enum SourceSpec {
     File(PathBuf),
     Stdin,
+    /// An AMQP URL (with credentials: never log it, see [`redact_url`]).
+    Amqp(String),
+}
+
+/// A URL with its password replaced by `***`, for logs and `check`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((a, h)) => (a, h),
+        None => return url.to_owned(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
 }
 
 /// Where the bundles go.
@@ -258,6 +344,44 @@ impl Config {
                 ));
             }
         }
+        let a = &self.amqp;
+        for (name, v) in [
+            ("amqp.exchange", &a.exchange),
+            ("amqp.queue", &a.queue),
+            ("amqp.dead_exchange", &a.dead_exchange),
+            ("amqp.dead_queue", &a.dead_queue),
+            ("amqp.outcomes_exchange", &a.outcomes_exchange),
+        ] {
+            if v.trim().is_empty() || v.len() > 255 {
+                return Err(format!("setting `{name}`: must be 1 to 255 characters"));
+            }
+        }
+        if a.exchange == a.dead_exchange || a.queue == a.dead_queue {
+            return Err(
+                "setting `amqp.dead_exchange`/`amqp.dead_queue`: must differ from `amqp.exchange`/`amqp.queue`"
+                    .into(),
+            );
+        }
+        if a.prefetch == 0 {
+            return Err("setting `amqp.prefetch`: must be at least 1".into());
+        }
+        if a.delivery_limit == 0 || a.delivery_limit > 1000 {
+            return Err("setting `amqp.delivery_limit`: must be between 1 and 1000".into());
+        }
+        if a.reconnect_initial_ms == 0 || a.reconnect_max_ms < a.reconnect_initial_ms {
+            return Err(
+                "setting `amqp.reconnect_initial_ms`/`amqp.reconnect_max_ms`: need 0 < initial <= max"
+                    .into(),
+            );
+        }
+        if self.health.listen != "off"
+            && self.health.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(format!(
+                "setting `health.listen`: must be HOST:PORT (e.g. 0.0.0.0:9464) or `off`, not `{}`",
+                self.health.listen
+            ));
+        }
         if let Some(s) = &self.source {
             self.source_spec_of(s)?;
         }
@@ -305,7 +429,9 @@ impl Config {
             }
             Ok(SourceSpec::File(PathBuf::from(p)))
         } else if s.starts_with("amqp://") || s.starts_with("amqps://") {
-            Err("setting `source`: the AMQP source is not available in this build yet; use file:PATH or -".into())
+            lapin::uri::AMQPUri::from_str(s)
+                .map_err(|e| format!("setting `source`: not a valid AMQP URL ({e})"))?;
+            Ok(SourceSpec::Amqp(s.to_owned()))
         } else {
             Err("setting `source`: must be file:PATH, - (stdin) or amqp://…".into())
         }
@@ -409,5 +535,35 @@ mod tests {
                 .unwrap_err()
                 .contains("setting `sink`")
         );
+    }
+
+    #[test]
+    fn amqp_source_is_parsed_and_its_password_never_shown() {
+        let o = Config {
+            source: Some("amqp://bridge:s3cret@mq.trust.example:5672/clinical".into()),
+            ..Config::default()
+        };
+        let c = Config::load(None, &o).unwrap();
+        assert!(matches!(c.source_spec(), Ok(SourceSpec::Amqp(_))));
+        assert_eq!(
+            redact_url(c.source.as_deref().unwrap()),
+            "amqp://bridge:***@mq.trust.example:5672/clinical"
+        );
+        assert_eq!(redact_url("amqp://localhost"), "amqp://localhost");
+        let bad = Config {
+            source: Some("amqp://host:notaport/".into()),
+            ..Config::default()
+        };
+        assert!(
+            Config::load(None, &bad)
+                .unwrap_err()
+                .contains("setting `source`")
+        );
+        let mut same = Config::default();
+        same.amqp.dead_queue = same.amqp.queue.clone();
+        assert!(same.validate().unwrap_err().contains("amqp.dead_queue"));
+        let mut h = Config::default();
+        h.health.listen = "everywhere".into();
+        assert!(h.validate().unwrap_err().contains("health.listen"));
     }
 }

@@ -32,10 +32,10 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Event source: file:PATH or - (stdin).
+    /// Event source: file:PATH, - (stdin), or amqp://USER:PASS@HOST:PORT/VHOST (a long-running consumer).
     #[arg(long)]
     source: Option<String>,
-    /// Bundle sink: dir:PATH.
+    /// Sink: dir:PATH (bundle files) or fhir:URL (a FHIR R4 server).
     #[arg(long)]
     sink: Option<String>,
     /// Ledger file (default: <bundle dir>/ledger.db).
@@ -95,7 +95,12 @@ async fn main() -> ExitCode {
             quarantine_list(&cfg, status.as_deref(), json).await
         }
         Command::Check => {
-            println!("{}", toml::to_string_pretty(&cfg).unwrap_or_default());
+            let mut shown = cfg.clone();
+            shown.source = shown
+                .source
+                .as_deref()
+                .map(recordbridge::config::redact_url);
+            println!("{}", toml::to_string_pretty(&shown).unwrap_or_default());
             Ok(())
         }
     };
@@ -103,7 +108,13 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("recordbridge: {e:#}");
-            ExitCode::FAILURE
+            // A broker configuration problem (credentials, topology) is a
+            // configuration error, like an invalid setting.
+            if e.is::<recordbridge::source::amqp::Fatal>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

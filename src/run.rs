@@ -9,11 +9,20 @@
 //! FHIR server down beyond the retry limit) loses nothing: the next run over
 //! the same input redoes the uncommitted events, and conditional creates make
 //! the repeated writes change nothing.
+//!
+//! With the AMQP source the same loop runs as a long-lived consumer: each
+//! delivery is acknowledged only after its outcome is committed (and its
+//! outcome event confirmed by the broker); malformed deliveries are
+//! dead-lettered with an `x-recordbridge-reason` header; a FHIR server that is
+//! down stalls the affected threads (readiness goes false) instead of stopping
+//! the bridge, and nothing is acknowledged until it is back.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -24,12 +33,20 @@ use crate::config::{Config, SinkSpec, SourceSpec};
 use crate::decide::{self, Decision, Outcome, Policy, reason};
 use crate::event::{self, ChatEvent, EventKind};
 use crate::identify::Identify;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, OutboxRow, Pending};
+use crate::ops::{Health, SinkProbe};
 use crate::record::{self, RecordCtx};
 use crate::sink::WriteError;
 use crate::sink::dir::DirSink;
 use crate::sink::fhir::{FhirSink, Resolution};
+use crate::source::amqp::{AmqpMsg, Broker};
 use crate::source::{self, Delivery};
+
+/// The sink could not be reached (after its own retries): in a file run the
+/// run stops; with AMQP the event is retried until the sink is back.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkUnavailable(String);
 
 /// What a run did, by count.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -117,14 +134,27 @@ struct Shared {
     rejects: Mutex<RejectReport>,
     summary: Mutex<Summary>,
     source_name: String,
+    /// The broker, when consuming from AMQP.
+    broker: Option<Arc<Broker>>,
+    /// Publish outcome events (AMQP source with `amqp.publish_outcomes`).
+    outcomes: bool,
+    health: Arc<Health>,
+    /// Set when a worker stops on an error, so the run stops too.
+    failed: tokio::sync::watch::Sender<bool>,
 }
 
-/// A run over a file or stdin.
+enum Input {
+    /// The source file; `None` reads stdin.
+    File(Option<PathBuf>),
+    Amqp(mpsc::Receiver<Delivery>),
+}
+
+/// A run over a file, stdin or an AMQP queue.
 pub struct Run {
     shared: Arc<Shared>,
-    /// The source file; `None` reads stdin.
-    source: Option<PathBuf>,
+    input: Input,
     workers: usize,
+    health_task: Option<tokio::task::JoinHandle<()>>,
     _dry_dir: Option<tempfile::TempDir>,
 }
 
@@ -184,13 +214,47 @@ impl Run {
             };
             (Ledger::open(&ledger_path).await?, out, None)
         };
-        let source = match cfg.source_spec().map_err(anyhow::Error::msg)? {
-            SourceSpec::File(p) => Some(p),
-            SourceSpec::Stdin => None,
+        let spec = cfg.source_spec().map_err(anyhow::Error::msg)?;
+        let probe = match &sink {
+            SinkSpec::Dir(d) => SinkProbe::Dir(d.clone()),
+            SinkSpec::Fhir(u) => SinkProbe::Fhir(u.clone()),
         };
-        let source_name = source
-            .as_deref()
-            .map_or_else(|| "-".to_owned(), |p| p.display().to_string());
+        let health = Arc::new(Health::new(probe));
+        let mut health_task = None;
+        let (input, source_name, broker) = match spec {
+            SourceSpec::File(p) => (Input::File(Some(p.clone())), p.display().to_string(), None),
+            SourceSpec::Stdin => (Input::File(None), "-".to_owned(), None),
+            SourceSpec::Amqp(url) => {
+                if dry_run {
+                    anyhow::bail!(
+                        "--dry-run reads a file or stdin; it never consumes from a queue (it would acknowledge messages it did not file)"
+                    );
+                }
+                if cfg.health.listen != "off" {
+                    let addr =
+                        cfg.health.listen.parse().map_err(|_| {
+                            anyhow::anyhow!("setting `health.listen`: not HOST:PORT")
+                        })?;
+                    let (bound, task) = crate::ops::serve_health(addr, health.clone()).await?;
+                    info!(address = %bound, "health endpoints /healthz and /readyz listening");
+                    health_task = Some(task);
+                }
+                let (broker, rx) = Broker::start(&url, &cfg.amqp).await?;
+                health.set_broker(broker.clone());
+                (
+                    Input::Amqp(rx),
+                    format!("amqp:{}", cfg.amqp.queue),
+                    Some(broker),
+                )
+            }
+        };
+        if broker.is_some() {
+            // Every thread of a queue goes through a worker, also for the
+            // bundle directory (file names then follow commit order).
+            workers = workers.max(1);
+        }
+        let outcomes = broker.is_some() && cfg.amqp.publish_outcomes;
+        let (failed, _) = tokio::sync::watch::channel(false);
         let shared = Shared {
             cfg,
             ledger,
@@ -203,20 +267,33 @@ impl Run {
             }),
             summary: Mutex::new(Summary::default()),
             source_name,
+            broker,
+            outcomes,
+            health,
+            failed,
         };
         Ok(Self {
             shared: Arc::new(shared),
-            source,
+            input,
             workers,
+            health_task,
             _dry_dir: dry_dir,
         })
     }
 
-    /// Process the whole source (or until interrupted, finishing in-flight events).
+    /// Process the whole source (or until interrupted, finishing in-flight
+    /// events). With AMQP: until SIGTERM/SIGINT, or a fatal error.
     pub async fn run(self) -> anyhow::Result<Summary> {
         let sh = self.shared.clone();
-        let mut rx = source::file::spawn(self.source.as_deref())?;
-        sweep(&sh, Utc::now()).await?;
+        let mut rx = match self.input {
+            Input::File(path) => source::file::spawn(path.as_deref())?,
+            Input::Amqp(rx) => rx,
+        };
+        if sh.outcomes {
+            flush_outbox(&sh).await?;
+        }
+        let swept = sweep(&sh, Utc::now()).await?;
+        publish_outcomes(&sh, swept).await?;
 
         let mut senders = Vec::with_capacity(self.workers);
         let mut handles = Vec::with_capacity(self.workers);
@@ -227,13 +304,27 @@ impl Run {
             handles.push(tokio::spawn(async move {
                 while let Some(work) = wrx.recv().await {
                     let done = match work {
-                        Work::Event(ev, key) => one(&sh, *ev, &key).await,
-                        Work::Expire(key) => expire_thread(&sh, &key, Utc::now()).await,
+                        Work::Event(ev, key, msg) => process(&sh, *ev, &key, msg).await,
+                        Work::Expire(key) => expire_thread(&sh, &key, Utc::now())
+                            .await
+                            .map(|p| (p, true)),
                     };
-                    if let Err(e) = done {
-                        // Stop taking work; what is uncommitted is redone next run.
-                        wrx.close();
-                        return Err(e);
+                    let stop = match done {
+                        // `false`: stopping with the sink unreachable; leave the rest queued
+                        // (unacknowledged, so the broker redelivers it).
+                        Ok((pending, go_on)) => {
+                            publish_outcomes(&sh, pending).await.is_err() || !go_on
+                        }
+                        Err(e) => {
+                            // Stop taking work; what is uncommitted is redone
+                            // (next run, or redelivered by the broker).
+                            wrx.close();
+                            sh.failed.send_replace(true);
+                            return Err(e);
+                        }
+                    };
+                    if stop {
+                        break;
                     }
                 }
                 Ok::<(), anyhow::Error>(())
@@ -243,10 +334,12 @@ impl Run {
         let mut interrupted = false;
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
-        // Held content expires during long runs too (a stdin stream may run for weeks);
-        // each expiry goes to the worker that owns the thread, so it never races its events.
+        let mut failed = sh.failed.subscribe();
+        // Held content expires during long runs too (a queue or a stdin stream
+        // may run for weeks); each expiry goes to the worker that owns the
+        // thread, so it never races its events.
         let mut sweep_timer =
-            tokio::time::interval(std::time::Duration::from_secs(sh.cfg.sweep_interval_secs));
+            tokio::time::interval(Duration::from_secs(sh.cfg.sweep_interval_secs));
         sweep_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         sweep_timer.tick().await;
         loop {
@@ -261,6 +354,7 @@ impl Run {
                     if failed { break }
                     continue;
                 }
+                _ = failed.wait_for(|f| *f) => break,
                 () = &mut shutdown => { interrupted = true; None }
             };
             let Some(d) = d else { break };
@@ -268,18 +362,24 @@ impl Run {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .read += 1;
-            let Some((ev, key)) = dispatch(&sh, &d).await? else {
+            let Some((ev, key, msg)) = dispatch(&sh, d).await? else {
                 continue;
             };
             let idx = worker_of(&key, senders.len());
             if senders[idx]
-                .send(Work::Event(Box::new(ev), key))
+                .send(Work::Event(Box::new(ev), key, msg))
                 .await
                 .is_err()
             {
                 break; // that worker failed; its error is reported below
             }
         }
+        // Stop consuming; what is queued to the workers is finished, the
+        // rest of the prefetched deliveries go back to the queue at close.
+        if let Some(b) = &sh.broker {
+            b.stop_consuming().await;
+        }
+        drop(rx);
         drop(senders);
         let mut first_err = None;
         for h in handles {
@@ -287,11 +387,23 @@ impl Run {
                 first_err.get_or_insert(e);
             }
         }
+        if let Some(t) = self.health_task {
+            t.abort();
+        }
         if let Some(e) = first_err {
+            if let Some(b) = &sh.broker {
+                b.close().await;
+            }
             sh.ledger.close().await;
             return Err(e);
         }
-        sweep(&sh, Utc::now()).await?;
+        if !interrupted || sh.broker.is_none() {
+            let swept = sweep(&sh, Utc::now()).await?;
+            publish_outcomes(&sh, swept).await?;
+        }
+        if let Some(b) = &sh.broker {
+            b.close().await;
+        }
         if let Output::DryRun(w) = &sh.out {
             w.lock().unwrap_or_else(PoisonError::into_inner).flush()?;
         }
@@ -342,7 +454,10 @@ fn worker_of(key: &str, n: usize) -> usize {
 }
 
 /// Parse a delivery and find its thread; malformed input is rejected here.
-async fn dispatch(sh: &Shared, d: &Delivery) -> anyhow::Result<Option<(ChatEvent, String)>> {
+async fn dispatch(
+    sh: &Shared,
+    d: Delivery,
+) -> anyhow::Result<Option<(ChatEvent, String, Option<AmqpMsg>)>> {
     let parsed = d
         .body
         .as_deref()
@@ -351,10 +466,10 @@ async fn dispatch(sh: &Shared, d: &Delivery) -> anyhow::Result<Option<(ChatEvent
     match parsed {
         Ok(ev) => {
             let key = thread_key(sh, &ev).await?;
-            Ok(Some((ev, key)))
+            Ok(Some((ev, key, d.amqp)))
         }
         Err(reason) => {
-            reject(sh, d, &reason, Utc::now()).await?;
+            reject(sh, &d, &reason, Utc::now()).await?;
             Ok(None)
         }
     }
@@ -366,16 +481,33 @@ async fn reject(sh: &Shared, d: &Delivery, why: &str, now: DateTime<Utc>) -> any
         .unwrap_or_else(PoisonError::into_inner)
         .rejected += 1;
     warn!(line = d.seq, source = %sh.source_name, reason = why, "rejected malformed event");
-    if let Output::DryRun(w) = &sh.out {
-        let id = d
-            .body
+    let id_of = || {
+        d.body
             .as_ref()
             .ok()
             .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-            .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+    };
+    if let Output::DryRun(w) = &sh.out {
+        let id = id_of().and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
         let line = serde_json::json!({"event_id": id, "outcome": "rejected", "patient": null,
             "identifiers": [], "task": null, "reason": reason::MALFORMED});
         writeln!(w.lock().unwrap_or_else(PoisonError::into_inner), "{line}")?;
+    } else if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
+        // The dead-letter queue is the reject report of a queue: the message
+        // goes there unchanged, with the reason in a header.
+        let body = match (&d.body, &m.raw_invalid) {
+            (Ok(s), _) => s.as_bytes(),
+            (Err(_), Some(raw)) => raw.as_slice(),
+            (Err(_), None) => &[],
+        };
+        if let Err(e) = b
+            .dead_letter(&m.routing_key, &m.properties, body, why)
+            .await
+        {
+            // Not acknowledged: it comes back after a reconnect.
+            warn!(error = %e, "could not dead-letter a malformed delivery; it will be redelivered");
+            return Ok(());
+        }
     } else {
         sh.rejects
             .lock()
@@ -384,7 +516,92 @@ async fn reject(sh: &Shared, d: &Delivery, why: &str, now: DateTime<Utc>) -> any
     }
     sh.ledger
         .record_reject(&format!("{}:{}", sh.source_name, d.seq), why, now)
-        .await
+        .await?;
+    if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
+        if sh.outcomes {
+            let v = id_of();
+            let field = |k: &str| {
+                v.as_ref()
+                    .and_then(|v| v.get(k))
+                    .and_then(|x| x.as_str())
+                    .filter(|x| !x.is_empty() && x.len() <= 256)
+                    .map(str::to_owned)
+            };
+            let platform = field("platform").unwrap_or_else(|| sh.cfg.platform.clone());
+            let payload = serde_json::json!({
+                "event_id": field("id"), "platform": platform, "room": field("room"),
+                "thread": field("thread"), "outcome": "rejected", "reason": reason::MALFORMED,
+                "detail": why, "patient": null, "resources": [], "decided_at": ts(now),
+            });
+            let rk = format!("rejected.{platform}");
+            if let Err(e) = b
+                .publish(
+                    &b.config().outcomes_exchange,
+                    &rk,
+                    payload.to_string().as_bytes(),
+                    outcome_props(field("id").as_deref()),
+                )
+                .await
+            {
+                warn!(error = %e, "outcome event of a rejected delivery not published");
+                return Ok(());
+            }
+        }
+        b.ack(m).await;
+    }
+    Ok(())
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn outcome_props(event_id: Option<&str>) -> lapin::BasicProperties {
+    let p = lapin::BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_type("recordbridge.outcome.v1".into());
+    match event_id {
+        Some(id) => p.with_message_id(id.into()),
+        None => p,
+    }
+}
+
+/// Publish outcome events from the outbox (broker-confirmed), then forget them.
+async fn publish_outcomes(sh: &Shared, pending: Vec<Pending>) -> anyhow::Result<()> {
+    let Some(b) = sh.broker.as_ref().filter(|_| sh.outcomes) else {
+        return Ok(());
+    };
+    let mut done = Vec::with_capacity(pending.len());
+    for p in &pending {
+        let id = serde_json::from_str::<serde_json::Value>(&p.payload)
+            .ok()
+            .and_then(|v| v["event_id"].as_str().map(str::to_owned));
+        b.publish(
+            &b.config().outcomes_exchange,
+            &p.routing_key,
+            p.payload.as_bytes(),
+            outcome_props(id.as_deref()),
+        )
+        .await?;
+        done.push(p.seq);
+    }
+    sh.ledger.published(&done).await
+}
+
+/// Publish what a crash left in the outbox.
+async fn flush_outbox(sh: &Shared) -> anyhow::Result<()> {
+    loop {
+        let pending = sh.ledger.pending_outcomes(500).await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        info!(
+            count = pending.len(),
+            "publishing outcome events left by an earlier run"
+        );
+        publish_outcomes(sh, pending).await?;
+    }
 }
 
 async fn thread_key(sh: &Shared, ev: &ChatEvent) -> anyhow::Result<String> {
@@ -397,15 +614,65 @@ async fn thread_key(sh: &Shared, ev: &ChatEvent) -> anyhow::Result<String> {
     Ok(ev.thread_key())
 }
 
-/// Decide, write and commit one event.
-async fn one(sh: &Shared, ev: ChatEvent, key: &str) -> anyhow::Result<()> {
+/// Process one event to a durable outcome, then acknowledge its delivery.
+/// Returns the outcome events to publish and whether to acknowledge. With AMQP,
+/// an unreachable sink is waited out (the thread stalls, readiness goes false).
+async fn process(
+    sh: &Shared,
+    ev: ChatEvent,
+    key: &str,
+    msg: Option<AmqpMsg>,
+) -> anyhow::Result<(Vec<Pending>, bool)> {
+    let Some(b) = &sh.broker else {
+        return one(sh, ev, key).await.map(|p| (p, true));
+    };
+    let mut wait = Duration::from_millis(sh.cfg.fhir.backoff_initial_ms);
+    let max = Duration::from_millis(sh.cfg.fhir.backoff_max_ms);
+    let pending = loop {
+        match one(sh, ev.clone(), key).await {
+            Ok(p) => {
+                sh.health.stalled.store(false, Ordering::SeqCst);
+                break p;
+            }
+            Err(e) if e.is::<SinkUnavailable>() => {
+                sh.health.stalled.store(true, Ordering::SeqCst);
+                if b.stopping() {
+                    // Left unacknowledged: the broker redelivers it.
+                    return Ok((Vec::new(), false));
+                }
+                warn!(event_id = %ev.id, thread = key, retry_in_ms = wait.as_millis() as u64, error = %e, "sink unavailable; event waits (not acknowledged)");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = b.stopped() => {}
+                }
+                wait = (wait * 2).min(max);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // Outcome events first (confirmed), then the acknowledgement: a crash in
+    // between leaves the outcome in the outbox and the delivery unacknowledged.
+    publish_outcomes(sh, pending).await?;
+    if let Some(m) = &msg {
+        b.ack(m).await;
+    }
+    Ok((Vec::new(), true))
+}
+
+/// Decide, write and commit one event. Returns its outcome events to publish.
+async fn one(sh: &Shared, ev: ChatEvent, key: &str) -> anyhow::Result<Vec<Pending>> {
     if sh.ledger.seen(&ev.platform, &ev.id).await?.is_some() {
         sh.summary
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .duplicates += 1;
         debug!(event_id = %ev.id, "duplicate event: already decided");
-        return Ok(());
+        // A crash may have come between its commit and its outcome event.
+        return if sh.outcomes {
+            sh.ledger.pending_outcomes_of(&ev.platform, &ev.id).await
+        } else {
+            Ok(Vec::new())
+        };
     }
     let now = Utc::now();
     let state = sh.ledger.load_thread(key).await?;
@@ -420,19 +687,31 @@ async fn apply(
     key: &str,
     mut step: decide::Step,
     now: DateTime<Utc>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Pending>> {
+    let mut outbox = Vec::new();
     for d in &mut step.decisions {
+        let mut resources = Vec::new();
         if d.outcome == Outcome::Filed {
-            write(sh, d, now).await?;
+            resources = write(sh, d, now).await?;
             if d.outcome != Outcome::Filed {
                 step.state.unfile(&d.event.id);
             }
             if d.outcome == Outcome::Rejected {
                 let why = d.reason.as_deref().unwrap_or("rejected");
-                sh.rejects
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .write_event(&sh.source_name, &d.event, why)?;
+                match &sh.broker {
+                    Some(b) => {
+                        let body = serde_json::to_vec(&d.event)?;
+                        let props = lapin::BasicProperties::default()
+                            .with_content_type("application/json".into())
+                            .with_message_id(d.event.id.as_str().into());
+                        b.dead_letter(&d.event.platform, &props, &body, why).await?;
+                    }
+                    None => sh
+                        .rejects
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .write_event(&sh.source_name, &d.event, why)?,
+                }
             }
         }
         debug!(event_id = %d.event.id, thread = key, outcome = d.outcome.as_str(), reason = d.reason.as_deref(), "decided");
@@ -441,55 +720,90 @@ async fn apply(
             serde_json::to_writer(&mut *w, &d.line())?;
             w.write_all(b"\n")?;
         }
+        if sh.outcomes {
+            outbox.push(outcome_row(d, resources, now));
+        }
     }
-    sh.ledger
-        .commit(key, &step.state, &step.decisions, now)
+    let pending = sh
+        .ledger
+        .commit(key, &step.state, &step.decisions, &outbox, now)
         .await?;
     let mut s = sh.summary.lock().unwrap_or_else(PoisonError::into_inner);
     for d in &step.decisions {
         s.count(d);
     }
-    Ok(())
+    Ok(pending)
+}
+
+/// The outcome event of a decision (ARCHITECTURE §8): no message text.
+fn outcome_row(d: &Decision, resources: Vec<String>, now: DateTime<Utc>) -> OutboxRow {
+    let e = &d.event;
+    let payload = serde_json::json!({
+        "event_id": e.id,
+        "platform": e.platform,
+        "room": e.room,
+        "thread": e.thread.as_deref().unwrap_or(&e.id),
+        "outcome": d.outcome.as_str(),
+        "reason": d.reason,
+        "patient": d.patient,
+        "resources": resources,
+        "decided_at": ts(now),
+    });
+    OutboxRow {
+        platform: e.platform.clone(),
+        event_id: e.id.clone(),
+        routing_key: format!("{}.{}", d.outcome.as_str(), e.platform),
+        payload: payload.to_string(),
+    }
 }
 
 /// Write one filed decision; may turn it into a quarantine (rule 7) or a reject (4xx).
-async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Result<()> {
+/// Returns the Communication/Task resources written (for the outcome event).
+async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
     let device = &sh.cfg.device;
     match &sh.out {
-        Output::DryRun(_) => Ok(()),
+        Output::DryRun(_) => Ok(Vec::new()),
         Output::Dir(sink) => {
             let ctx = RecordCtx {
                 now,
                 patient_ref: None,
                 device,
             };
-            if let Some(b) = record::bundle(d, &ctx) {
-                sink.write(&serde_json::to_vec(&b)?)
-                    .map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}"))?;
-                sh.summary
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .bundles += 1;
-            }
-            Ok(())
+            let Some(b) = record::bundle(d, &ctx) else {
+                return Ok(Vec::new());
+            };
+            sink.write(&serde_json::to_vec(&b)?)
+                .map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}"))?;
+            sh.summary
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .bundles += 1;
+            // No server ids in a bundle file: name the resource by its identifier.
+            let e = &d.event;
+            Ok(match &d.write {
+                Some(decide::Write::Redact { target }) => {
+                    vec![record::communication_ref(&e.platform, target)]
+                }
+                _ => vec![record::communication_ref(&e.platform, &e.id)],
+            })
         }
         Output::Fhir(sink) => {
             let mut patient_ref = None;
             if sh.cfg.fhir.resolve_patients {
                 let Some(p) = d.patient.clone() else {
-                    return Ok(());
+                    return Ok(Vec::new());
                 };
                 match sink.resolve(&p).await {
                     Ok(Resolution::Found(r)) => patient_ref = Some(r),
                     Ok(Resolution::Unknown) => {
                         quarantine(d, reason::UNKNOWN_PATIENT);
-                        return Ok(());
+                        return Ok(Vec::new());
                     }
                     Ok(Resolution::Ambiguous) => {
                         quarantine(d, reason::AMBIGUOUS_PATIENT);
-                        return Ok(());
+                        return Ok(Vec::new());
                     }
-                    Err(e) => return fail(d, e),
+                    Err(e) => return fail(d, e).map(|()| Vec::new()),
                 }
             }
             let ctx = RecordCtx {
@@ -498,7 +812,7 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
                 device,
             };
             let Some(b) = record::bundle(d, &ctx) else {
-                return Ok(());
+                return Ok(Vec::new());
             };
             match sink.write(&serde_json::to_vec(&b)?).await {
                 Ok(resources) => {
@@ -507,9 +821,12 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .bundles += 1;
-                    Ok(())
+                    Ok(resources
+                        .into_iter()
+                        .filter(|r| r.starts_with("Communication/") || r.starts_with("Task/"))
+                        .collect())
                 }
-                Err(e) => fail(d, e),
+                Err(e) => fail(d, e).map(|()| Vec::new()),
             }
         }
     }
@@ -530,12 +847,11 @@ fn fail(d: &mut Decision, e: WriteError) -> anyhow::Result<()> {
             d.write = None;
             Ok(())
         }
-        WriteError::Retryable(why) => {
-            anyhow::bail!(
-                "FHIR server unavailable, stopping with event {} uncommitted (it is redone on the next run): {why}",
-                d.event.id
-            )
-        }
+        WriteError::Retryable(why) => Err(SinkUnavailable(format!(
+            "FHIR server unavailable, stopping with event {} uncommitted (it is redone on the next run): {why}",
+            d.event.id
+        ))
+        .into()),
         WriteError::Fatal(why) => {
             anyhow::bail!(
                 "cannot write to the FHIR server, stopping with event {} uncommitted (it is redone on the next run): {why}",
@@ -546,19 +862,20 @@ fn fail(d: &mut Decision, e: WriteError) -> anyhow::Result<()> {
 }
 
 /// Expire held content past its window in every thread.
-async fn sweep(sh: &Shared, now: DateTime<Utc>) -> anyhow::Result<()> {
+async fn sweep(sh: &Shared, now: DateTime<Utc>) -> anyhow::Result<Vec<Pending>> {
+    let mut pending = Vec::new();
     for key in sh.ledger.threads_with_expired_holds(now).await? {
-        expire_thread(sh, &key, now).await?;
+        pending.extend(expire_thread(sh, &key, now).await?);
     }
-    Ok(())
+    Ok(pending)
 }
 
 /// Delete one thread's expired held content, recording the outcomes.
-async fn expire_thread(sh: &Shared, key: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+async fn expire_thread(sh: &Shared, key: &str, now: DateTime<Utc>) -> anyhow::Result<Vec<Pending>> {
     let state = sh.ledger.load_thread(key).await?;
     let step = decide::expire(state, now);
     if step.decisions.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     debug!(
         thread = key,
@@ -570,6 +887,6 @@ async fn expire_thread(sh: &Shared, key: &str, now: DateTime<Utc>) -> anyhow::Re
 
 /// A unit of work for the worker that owns a thread.
 enum Work {
-    Event(Box<ChatEvent>, String),
+    Event(Box<ChatEvent>, String, Option<AmqpMsg>),
     Expire(String),
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use common::gateway::{Fault, Gateway, GwAuth};
-use common::hfs::{Hfs, patients};
+use common::hfs::{Hfs, assert_communications, expected_communications, patients};
 use common::*;
 
 async fn run_bin(args: Vec<String>, envs: Vec<(String, String)>) -> Output {
@@ -52,44 +52,6 @@ fn ok(o: &Output) {
     );
 }
 
-/// Patient/id → identifier values of that Patient.
-async fn patient_ids(h: &Hfs) -> HashMap<String, HashSet<String>> {
-    h.all("Patient")
-        .await
-        .into_iter()
-        .map(|p| {
-            let vals = p["identifier"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["value"].as_str().unwrap().to_owned())
-                .collect();
-            (format!("Patient/{}", p["id"].as_str().unwrap()), vals)
-        })
-        .collect()
-}
-
-/// Event ids of the fixtures that must produce a Communication (filed, not a
-/// redaction), among `only` (all when `None`).
-fn expected_communications(only: Option<&HashSet<String>>) -> HashMap<String, String> {
-    let want = expected();
-    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
-    let mut ids = Vec::new();
-    for l in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        let id = v["id"].as_str().unwrap().to_owned();
-        if v["type"] != "redaction" && only.is_none_or(|o| o.contains(&id)) {
-            ids.push(id);
-        }
-    }
-    ids.into_iter()
-        .filter_map(|id| match &want[&id] {
-            (o, _, Some(p)) if o == "filed" => Some((id, p.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The fixture events of its first `threads` threads, whole (a thread's
 /// decisions depend only on its own events, so the expected decisions hold).
 fn whole_threads(threads: usize, path: &Path) -> HashSet<String> {
@@ -114,31 +76,6 @@ fn whole_threads(threads: usize, path: &Path) -> HashSet<String> {
     }
     std::fs::write(path, keep.join("\n")).unwrap();
     ids
-}
-
-/// Check the server holds exactly one Communication per expected event, each about the right patient.
-async fn assert_communications(h: &Hfs, want: &HashMap<String, String>) {
-    let pats = patient_ids(h).await;
-    let comms = h.all("Communication").await;
-    let mut seen = HashSet::new();
-    for c in &comms {
-        let urn = c["identifier"][0]["value"].as_str().unwrap();
-        let id = urn.rsplit(':').next().unwrap().to_owned();
-        assert!(seen.insert(id.clone()), "{id} written twice");
-        let p = want
-            .get(&id)
-            .unwrap_or_else(|| panic!("unexpected Communication for {id}"));
-        let subject = c["subject"]["reference"].as_str().unwrap();
-        assert!(
-            pats.get(subject).is_some_and(|ids| ids.contains(p)),
-            "{id}: subject {subject} is not the patient with {p}"
-        );
-    }
-    assert_eq!(
-        seen.len(),
-        want.len(),
-        "one Communication per filed message"
-    );
 }
 
 /// Retry warnings and server errors must not carry patient identifiers (URLs hold them in queries).

@@ -67,6 +67,15 @@ CREATE TABLE IF NOT EXISTS decisions (
     line TEXT NOT NULL,
     decided_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_event ON outbox (platform, event_id);
 CREATE TABLE IF NOT EXISTS rejects (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL,
@@ -74,6 +83,31 @@ CREATE TABLE IF NOT EXISTS rejects (
     at TEXT NOT NULL
 );
 "#;
+
+/// An outcome event to publish, stored with the decision that produced it.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub platform: String,
+    pub event_id: String,
+    pub routing_key: String,
+    pub payload: String,
+}
+
+/// An outcome event waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub seq: i64,
+    pub routing_key: String,
+    pub payload: String,
+}
+
+fn pending_of(r: sqlx::sqlite::SqliteRow) -> Pending {
+    Pending {
+        seq: r.get(0),
+        routing_key: r.get(1),
+        payload: r.get(2),
+    }
+}
 
 /// A quarantine item as listed (no message text).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -168,20 +202,80 @@ impl Ledger {
         Ok(state)
     }
 
-    /// Durably record a thread's new state and the decisions that produced it.
+    /// Durably record a thread's new state and the decisions that produced it,
+    /// with the outcome events still to publish (transactional outbox: an
+    /// outcome is never lost between the commit and its publication).
     pub async fn commit(
         &self,
         key: &str,
         state: &ThreadState,
         decisions: &[Decision],
+        outbox: &[OutboxRow],
         now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<Pending>> {
         let mut tx = self.pool.begin().await?;
         save_thread(&mut tx, key, state, now).await?;
         for d in decisions {
             record_decision(&mut tx, key, d, now).await?;
         }
+        let mut pending = Vec::with_capacity(outbox.len());
+        for o in outbox {
+            let seq: i64 = sqlx::query(
+                "INSERT INTO outbox (platform, event_id, routing_key, payload, created_at) \
+                 VALUES (?, ?, ?, ?, ?) RETURNING seq",
+            )
+            .bind(&o.platform)
+            .bind(&o.event_id)
+            .bind(&o.routing_key)
+            .bind(&o.payload)
+            .bind(ts(now))
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            pending.push(Pending {
+                seq,
+                routing_key: o.routing_key.clone(),
+                payload: o.payload.clone(),
+            });
+        }
         tx.commit().await?;
+        Ok(pending)
+    }
+
+    /// Outcome events not yet published for one event (after a crash between
+    /// commit and publication), oldest first.
+    pub async fn pending_outcomes_of(
+        &self,
+        platform: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Vec<Pending>> {
+        let rows = sqlx::query(
+            "SELECT seq, routing_key, payload FROM outbox WHERE platform = ? AND event_id = ? ORDER BY seq",
+        )
+        .bind(platform)
+        .bind(event_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(pending_of).collect())
+    }
+
+    /// Up to `limit` unpublished outcome events, oldest first.
+    pub async fn pending_outcomes(&self, limit: i64) -> anyhow::Result<Vec<Pending>> {
+        let rows = sqlx::query("SELECT seq, routing_key, payload FROM outbox ORDER BY seq LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(pending_of).collect())
+    }
+
+    /// Forget outcome events the broker has confirmed.
+    pub async fn published(&self, seqs: &[i64]) -> anyhow::Result<()> {
+        for s in seqs {
+            sqlx::query("DELETE FROM outbox WHERE seq = ?")
+                .bind(s)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(())
     }
 

@@ -38,7 +38,14 @@ pub fn spawn(path: Option<&Path>) -> anyhow::Result<mpsc::Receiver<Delivery>> {
                             }
                             Line::NotUtf8 => Err("line is not valid UTF-8".to_owned()),
                         };
-                        if tx.blocking_send(Delivery { seq: no, body }).is_err() {
+                        if tx
+                            .blocking_send(Delivery {
+                                seq: no,
+                                body,
+                                amqp: None,
+                            })
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -46,6 +53,7 @@ pub fn spawn(path: Option<&Path>) -> anyhow::Result<mpsc::Receiver<Delivery>> {
                         let _ = tx.blocking_send(Delivery {
                             seq: no,
                             body: Err(format!("read error: {e}")),
+                            amqp: None,
                         });
                         break;
                     }

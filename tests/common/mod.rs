@@ -1,6 +1,7 @@
 //! Shared helpers for black-box tests: run the real binary.
 #![allow(dead_code)]
 
+pub mod amqp;
 pub mod gateway;
 pub mod hfs;
 

@@ -1,0 +1,599 @@
+//! The AMQP source: chat events from RabbitMQ through lapin.
+//!
+//! * **Topology** ([`declare_topology`]): the chat exchange (topic) and the
+//!   quorum queue the bridge consumes, bound with `amqp.binding_key`; a
+//!   dead-letter exchange and queue; `x-delivery-limit`, so a message that
+//!   keeps failing is dead-lettered by the broker instead of looping forever;
+//!   the outcomes exchange. Declaring is idempotent; a queue that exists with
+//!   other arguments is a configuration error (`PRECONDITION_FAILED`), reported
+//!   as such. `deploy/rabbitmq/definitions.json` holds the same topology.
+//! * **Consumer**: manual acknowledgements and a QoS prefetch, so at most
+//!   `amqp.prefetch` unacknowledged deliveries are in the process at once
+//!   (this bounds memory). Deliveries are forwarded in order to the run loop;
+//!   the run acknowledges each one only when its outcome is durable.
+//! * **Reconnection**: a supervisor owns the connection. When it is lost
+//!   (broker restart, network), the supervisor reconnects with exponential
+//!   backoff and consumes again. Deliveries received on the lost connection
+//!   cannot be acknowledged any more; the broker redelivers them and the ledger
+//!   recognises the ones already decided. lapin's own auto-recovery is not
+//!   used: one rebuild path (connect, declare, consume) is simpler to reason
+//!   about than recovery of individual channels, and it is the path taken at
+//!   start anyway.
+//! * **Publishing** (dead letters with a reason, outcome events) goes through a
+//!   separate channel in confirm mode: [`Broker::publish`] returns only when
+//!   the broker has confirmed the message.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::{Notify, mpsc};
+use tracing::{debug, info, warn};
+
+use super::Delivery;
+use crate::config::{AmqpConfig, redact_url};
+
+/// Header naming why the bridge dead-lettered a message.
+pub const REASON_HEADER: &str = "x-recordbridge-reason";
+
+/// An AMQP delivery's handle: acknowledge it once its outcome is durable.
+#[derive(Debug)]
+pub struct AmqpMsg {
+    pub acker: lapin::Acker,
+    /// Connection generation the delivery came on (acks on an older one fail).
+    pub generation: u64,
+    pub routing_key: String,
+    pub properties: BasicProperties,
+    /// The body when it is not UTF-8 (otherwise it is in [`Delivery::body`]).
+    pub raw_invalid: Option<Vec<u8>>,
+    pub redelivered: bool,
+}
+
+/// The live connection and its two channels.
+struct Live {
+    conn: Arc<Connection>,
+    consume: Channel,
+    publish: Channel,
+    consumer_tag: String,
+}
+
+/// A fatal broker problem: reconnecting will not help (wrong credentials,
+/// topology that differs from the configuration, missing pre-provisioned queue).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Fatal(pub String);
+
+/// Shared handle to the broker: connection state, publishing, shutdown.
+pub struct Broker {
+    url: String,
+    cfg: AmqpConfig,
+    live: Mutex<Option<Live>>,
+    connected: AtomicBool,
+    generation: AtomicU64,
+    stop: tokio::sync::watch::Sender<bool>,
+    reconnected: Notify,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("url", &redact_url(&self.url))
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+fn long(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
+}
+
+/// Arguments of the consumed quorum queue.
+pub fn queue_arguments(cfg: &AmqpConfig) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long("quorum"));
+    args.insert("x-dead-letter-exchange".into(), long(&cfg.dead_exchange));
+    args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(cfg.delivery_limit as i32),
+    );
+    // Dead-letter at-least-once: the broker keeps a message until the
+    // dead-letter queue has confirmed it (needs reject-publish overflow).
+    args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
+    args.insert("x-overflow".into(), long("reject-publish"));
+    args
+}
+
+fn durable_exchange() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    }
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// Declare (idempotently) every exchange, queue and binding the bridge uses.
+pub async fn declare_topology(ch: &Channel, cfg: &AmqpConfig) -> lapin::Result<()> {
+    let none = FieldTable::default;
+    ch.exchange_declare(
+        cfg.exchange.as_str().into(),
+        ExchangeKind::Topic,
+        durable_exchange(),
+        none(),
+    )
+    .await?;
+    ch.exchange_declare(
+        cfg.dead_exchange.as_str().into(),
+        ExchangeKind::Topic,
+        durable_exchange(),
+        none(),
+    )
+    .await?;
+    ch.exchange_declare(
+        cfg.outcomes_exchange.as_str().into(),
+        ExchangeKind::Topic,
+        durable_exchange(),
+        none(),
+    )
+    .await?;
+    let mut dead_args = FieldTable::default();
+    dead_args.insert("x-queue-type".into(), long("quorum"));
+    ch.queue_declare(cfg.dead_queue.as_str().into(), durable_queue(), dead_args)
+        .await?;
+    ch.queue_bind(
+        cfg.dead_queue.as_str().into(),
+        cfg.dead_exchange.as_str().into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        none(),
+    )
+    .await?;
+    ch.queue_declare(
+        cfg.queue.as_str().into(),
+        durable_queue(),
+        queue_arguments(cfg),
+    )
+    .await?;
+    ch.queue_bind(
+        cfg.queue.as_str().into(),
+        cfg.exchange.as_str().into(),
+        cfg.binding_key.as_str().into(),
+        QueueBindOptions::default(),
+        none(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Check that a pre-provisioned topology exists (passive declarations).
+async fn check_topology(conn: &Connection, cfg: &AmqpConfig) -> lapin::Result<()> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    // A failed passive declare closes the channel: one channel per check.
+    for q in [&cfg.queue, &cfg.dead_queue] {
+        let ch = conn.create_channel().await?;
+        ch.queue_declare(q.as_str().into(), passive, FieldTable::default())
+            .await?;
+        let _ = ch.close(200, "ok".into()).await;
+    }
+    if cfg.publish_outcomes {
+        let ch = conn.create_channel().await?;
+        ch.exchange_declare(
+            cfg.outcomes_exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                passive: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+        let _ = ch.close(200, "ok".into()).await;
+    }
+    Ok(())
+}
+
+/// Errors that reconnecting cannot cure.
+fn fatal_kind(e: &lapin::Error) -> Option<&'static str> {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => match amqp.kind() {
+            AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => Some(
+                "the broker has this topology with other arguments (PRECONDITION_FAILED); \
+                 make the amqp settings match it, or delete the queue",
+            ),
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
+            | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => {
+                Some("access refused: check the AMQP user's permissions and the vhost")
+            }
+            AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => {
+                Some("not found: with amqp.declare = false the topology must exist")
+            }
+            _ => None,
+        },
+        lapin::ErrorKind::AuthProviderError(_) => Some("authentication failed"),
+        _ => None,
+    }
+}
+
+impl Broker {
+    /// Connect (retrying until the broker answers, or failing on a fatal
+    /// error), declare the topology and start consuming. Deliveries arrive on
+    /// the returned channel until [`Broker::stop_consuming`].
+    pub async fn start(
+        url: &str,
+        cfg: &AmqpConfig,
+    ) -> anyhow::Result<(Arc<Self>, mpsc::Receiver<Delivery>)> {
+        let broker = Arc::new(Self {
+            url: url.to_owned(),
+            cfg: cfg.clone(),
+            live: Mutex::new(None),
+            connected: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            stop: tokio::sync::watch::Sender::new(false),
+            reconnected: Notify::new(),
+        });
+        let (tx, rx) = mpsc::channel(usize::from(cfg.prefetch));
+        // The first connection is made here, so that configuration errors
+        // (credentials, topology) stop the start with a clear message.
+        let mut backoff = Backoff::new(cfg);
+        let consumer = loop {
+            match broker.connect().await {
+                Ok(c) => break c,
+                Err(e) => {
+                    if let Some(why) = fatal_kind(&e) {
+                        anyhow::bail!(Fatal(format!(
+                            "AMQP source {}: {why} ({e})",
+                            redact_url(url)
+                        )));
+                    }
+                    let wait = backoff.next();
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot reach the AMQP broker yet");
+                    broker.sleep_or_stop(wait).await;
+                    if broker.stopping() {
+                        anyhow::bail!("stopped before the AMQP broker could be reached");
+                    }
+                }
+            }
+        };
+        let b = broker.clone();
+        tokio::spawn(async move { b.supervise(consumer, tx).await });
+        Ok((broker, rx))
+    }
+
+    /// One connection: channels, topology, QoS and the consumer.
+    async fn connect(&self) -> lapin::Result<lapin::Consumer> {
+        let props = ConnectionProperties::default()
+            .with_connection_name(LongString::from("recordbridge".as_bytes().to_vec()));
+        let conn = Connection::connect(&self.url, props).await?;
+        let consume = conn.create_channel().await?;
+        if self.cfg.declare {
+            declare_topology(&consume, &self.cfg).await?;
+        } else {
+            check_topology(&conn, &self.cfg).await?;
+        }
+        let publish = conn.create_channel().await?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        consume
+            .basic_qos(self.cfg.prefetch, BasicQosOptions::default())
+            .await?;
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let tag = format!("recordbridge-{}-{generation}", std::process::id());
+        let consumer = consume
+            .basic_consume(
+                self.cfg.queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        *self.live.lock().unwrap_or_else(PoisonError::into_inner) = Some(Live {
+            conn: Arc::new(conn),
+            consume,
+            publish,
+            consumer_tag: tag,
+        });
+        self.connected.store(true, Ordering::SeqCst);
+        self.reconnected.notify_waiters();
+        info!(
+            broker = %redact_url(&self.url),
+            queue = %self.cfg.queue,
+            prefetch = self.cfg.prefetch,
+            generation,
+            "consuming from AMQP"
+        );
+        Ok(consumer)
+    }
+
+    /// Forward deliveries; on a lost connection, reconnect with backoff.
+    async fn supervise(self: Arc<Self>, mut consumer: lapin::Consumer, tx: mpsc::Sender<Delivery>) {
+        let mut backoff = Backoff::new(&self.cfg);
+        loop {
+            let lost = self.forward(&mut consumer, &tx).await;
+            if self.stopping() || tx.is_closed() {
+                break;
+            }
+            self.connected.store(false, Ordering::SeqCst);
+            // Drop the broken connection; its unacknowledged deliveries are redelivered.
+            let old = self
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(old) = old {
+                let _ = old.conn.close(320, "reconnecting".into()).await;
+            }
+            warn!(reason = %lost, "AMQP connection lost; reconnecting");
+            loop {
+                let wait = backoff.next();
+                self.sleep_or_stop(wait).await;
+                if self.stopping() {
+                    return;
+                }
+                match self.connect().await {
+                    Ok(c) => {
+                        consumer = c;
+                        backoff.reset();
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "AMQP reconnect failed")
+                    }
+                }
+            }
+        }
+        debug!("AMQP consumer stopped");
+    }
+
+    /// Forward deliveries until the connection is lost (returns why) or the
+    /// consumer is stopped.
+    async fn forward(&self, consumer: &mut lapin::Consumer, tx: &mpsc::Sender<Delivery>) -> String {
+        let generation = self.generation.load(Ordering::SeqCst);
+        loop {
+            let next = tokio::select! {
+                n = consumer.next() => n,
+                () = self.stopped() => return "stopped".into(),
+            };
+            let d = match next {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return e.to_string(),
+                None => return "consumer cancelled by the broker".into(),
+            };
+            let (body, raw_invalid) = match String::from_utf8(d.data) {
+                Ok(s) => (Ok(s), None),
+                Err(e) => (
+                    Err(format!(
+                        "not UTF-8 at byte {}",
+                        e.utf8_error().valid_up_to()
+                    )),
+                    Some(e.into_bytes()),
+                ),
+            };
+            let delivery = Delivery {
+                seq: d.delivery_tag,
+                body,
+                amqp: Some(AmqpMsg {
+                    acker: d.acker,
+                    generation,
+                    routing_key: d.routing_key.to_string(),
+                    properties: d.properties,
+                    raw_invalid,
+                    redelivered: d.redelivered,
+                }),
+            };
+            tokio::select! {
+                r = tx.send(delivery) => if r.is_err() { return "stopped".into() },
+                // Not forwarded: released when the connection closes.
+                () = self.stopped() => return "stopped".into(),
+            }
+        }
+    }
+
+    /// Stop consuming (graceful shutdown). In-flight deliveries can still be
+    /// acknowledged until [`Broker::close`].
+    pub async fn stop_consuming(&self) {
+        self.stop.send_replace(true);
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|l| (l.consume.clone(), l.consumer_tag.clone()));
+        if let Some((ch, tag)) = live {
+            let _ = ch
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
+    }
+
+    /// Close the connection; unacknowledged deliveries return to the queue.
+    pub async fn close(&self) {
+        self.stop.send_replace(true);
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(l) = live {
+            let _ = l.conn.close(200, "shutdown".into()).await;
+        }
+        self.connected.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves once the bridge is stopping.
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    pub fn config(&self) -> &AmqpConfig {
+        &self.cfg
+    }
+
+    async fn sleep_or_stop(&self, d: Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(d) => {}
+            () = self.stopped() => {}
+        }
+    }
+
+    /// Acknowledge a delivery. A failure (the connection it came on is gone)
+    /// is harmless: the broker redelivers and the ledger recognises it.
+    pub async fn ack(&self, m: &AmqpMsg) {
+        if let Err(e) = m
+            .acker
+            .ack(lapin::options::BasicAckOptions::default())
+            .await
+        {
+            debug!(error = %e, generation = m.generation, "ack failed; the delivery will come again and be deduplicated");
+        }
+    }
+
+    /// Publish one message and wait for the broker's confirmation. Retries
+    /// (waiting for a reconnection) until confirmed or the bridge is stopping.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        props: BasicProperties,
+    ) -> anyhow::Result<()> {
+        let mut backoff = Backoff::new(&self.cfg);
+        loop {
+            let ch = self
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|l| l.publish.clone());
+            let err = match ch {
+                None => "not connected".to_owned(),
+                Some(ch) => {
+                    match publish_confirmed(&ch, exchange, routing_key, payload, props.clone())
+                        .await
+                    {
+                        Ok(()) => return Ok(()),
+                        Err(e) => e,
+                    }
+                }
+            };
+            if self.stopping() && !self.is_connected() {
+                anyhow::bail!("publish to {exchange} abandoned at shutdown: {err}");
+            }
+            let wait = backoff.next();
+            warn!(exchange, error = %err, retry_in_ms = wait.as_millis() as u64, "publish not confirmed; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.reconnected.notified() => {}
+            }
+            if self.stopping() && !self.is_connected() {
+                anyhow::bail!("publish to {exchange} abandoned at shutdown: {err}");
+            }
+        }
+    }
+
+    /// Dead-letter a message with a reason header (publisher-confirmed). The
+    /// original headers and properties are kept.
+    pub async fn dead_letter(
+        &self,
+        routing_key: &str,
+        properties: &BasicProperties,
+        body: &[u8],
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let mut headers = properties.headers().clone().unwrap_or_default();
+        // Reasons name a field and a problem, never content; keep them short.
+        let reason: String = reason.chars().take(1000).collect();
+        headers.insert(REASON_HEADER.into(), long(&reason));
+        headers.insert("x-recordbridge-queue".into(), long(&self.cfg.queue));
+        let props = properties
+            .clone()
+            .with_headers(headers)
+            .with_delivery_mode(2);
+        self.publish(&self.cfg.dead_exchange, routing_key, body, props)
+            .await
+    }
+}
+
+async fn publish_confirmed(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    props: BasicProperties,
+) -> Result<(), String> {
+    let confirm = ch
+        .basic_publish(
+            ShortString::from(exchange),
+            ShortString::from(routing_key),
+            BasicPublishOptions::default(),
+            payload,
+            props,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    if confirm.is_nack() {
+        return Err("the broker refused the message (nack)".into());
+    }
+    Ok(())
+}
+
+/// Exponential backoff with jitter, capped.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(cfg: &AmqpConfig) -> Self {
+        let initial = Duration::from_millis(cfg.reconnect_initial_ms);
+        Self {
+            initial,
+            max: Duration::from_millis(cfg.reconnect_max_ms),
+            next: initial,
+        }
+    }
+
+    fn peek(&self) -> Duration {
+        self.next
+    }
+
+    fn next(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        // Up to 20% jitter so that replicas do not reconnect in step.
+        let jitter = rand::random::<f64>() * 0.2;
+        d.mul_f64(1.0 - jitter)
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}

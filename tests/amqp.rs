@@ -1,0 +1,600 @@
+//! Black-box tests of the AMQP source: the real binary against the real
+//! RabbitMQ (and, where records are counted on a server, the real FHIR server).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::amqp::{Got, Rabbit, outcome_json, spawn_bridge, stop};
+use common::hfs::{Hfs, assert_communications, expected_communications, free_port, patients};
+use common::*;
+
+type Expected = HashMap<String, (String, Option<String>, Option<String>)>;
+
+/// `copies` renamed copies of the fixture chat (ids, threads, targets and
+/// replies renamed consistently, so each copy is its own set of threads with
+/// the same decisions), with the expected final decision of every event.
+fn replicated(copies: usize) -> (String, Expected, Vec<String>) {
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    let want = expected();
+    let mut out = String::new();
+    let mut exp = HashMap::new();
+    let mut order = Vec::new();
+    for k in 0..copies {
+        for l in text.lines() {
+            let l = l.replace("\"$ev", &format!("\"$c{k}ev"));
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            let id = v["id"].as_str().unwrap().to_owned();
+            let orig = id.replacen(&format!("$c{k}ev"), "$ev", 1);
+            exp.insert(id.clone(), want[&orig].clone());
+            order.push(id);
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    (out, exp, order)
+}
+
+/// Last outcome event per event id.
+fn last_outcomes(got: &[Got]) -> HashMap<String, String> {
+    outcome_json(got)
+        .into_iter()
+        .filter_map(|v| {
+            Some((
+                v["event_id"].as_str()?.to_owned(),
+                v["outcome"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Every expected event has an outcome event with its final outcome.
+fn all_final(got: &[Got], want: &Expected) -> bool {
+    let last = last_outcomes(got);
+    want.iter()
+        .all(|(id, (o, _, _))| last.get(id).is_some_and(|x| x == o))
+}
+
+fn report_missing(got: &[Got], want: &Expected) -> String {
+    let last = last_outcomes(got);
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|(id, (o, _, _))| last.get(*id) != Some(o))
+        .take(10)
+        .map(|(id, (o, _, _))| format!("{id}: want {o}, got {:?}", last.get(id)))
+        .collect();
+    format!(
+        "{} of {} events lack their final outcome, e.g. {missing:?}",
+        want.iter()
+            .filter(|(id, (o, _, _))| last.get(*id) != Some(o))
+            .count(),
+        want.len()
+    )
+}
+
+fn dir_sink(d: &std::path::Path) -> String {
+    format!("dir:{}", d.display())
+}
+
+/// Communication identifiers (event ids) of the bundle files, with duplicates.
+fn bundle_event_ids(dir: &std::path::Path) -> Vec<String> {
+    bundles(dir)
+        .iter()
+        .filter(|b| b["entry"][0]["request"]["method"] == "POST")
+        .map(|b| communication(b).1)
+        .collect()
+}
+
+/// Event ids that must produce a new Communication (filed, not a redaction).
+fn filed_messages(text: &str, want: &Expected) -> HashSet<String> {
+    text.lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let id = v["id"].as_str()?.to_owned();
+            (v["type"] != "redaction" && want.get(&id).is_some_and(|w| w.0 == "filed"))
+                .then_some(id)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_chat_via_rabbitmq_is_filed_the_queue_drains_and_each_decision_has_one_outcome_event()
+ {
+    let mut r = Rabbit::new().await;
+    r.declare().await;
+    let listener = r.listen_outcomes().await;
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    let n = r.publish_lines(&text).await;
+    assert_eq!(n, 394);
+    assert_eq!(r.count(&r.cfg.queue).await, 394, "backlog is in the queue");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let bridge = spawn_bridge(
+        &r.url,
+        &dir_sink(&out),
+        &tmp.path().join("ledger.db"),
+        &r.env(),
+        Stdio::piped(),
+    );
+    let want = expected();
+    let got = r
+        .collect_until(&listener, Duration::from_secs(120), |g| all_final(g, &want))
+        .await;
+    let o = stop(bridge);
+    assert!(o.status.success(), "exit status {:?}", o.status);
+    assert!(all_final(&got, &want), "{}", report_missing(&got, &want));
+
+    // The queue drained: nothing ready, nothing left unacknowledged (the
+    // bridge has exited, so unacknowledged messages would be ready again).
+    assert_eq!(r.count(&r.cfg.queue).await, 0, "queue drained");
+    assert_eq!(r.count(&r.cfg.dead_queue).await, 0, "nothing dead-lettered");
+
+    // Filed events are in the sink, once each.
+    let ids = bundle_event_ids(&out);
+    let uniq: HashSet<_> = ids.iter().cloned().collect();
+    assert_eq!(uniq.len(), ids.len(), "a Communication written twice");
+    assert_eq!(uniq, filed_messages(&text, &want));
+
+    // One outcome event per decision line: the same (event, outcome) pairs
+    // as the dry run's decision lines, each once.
+    let dry = dry_run(
+        &format!("file:{}", fixture("ward-chat.ndjson").display()),
+        &dir_sink(&tmp.path().join("dry")),
+    );
+    let mut lines: Vec<(String, String)> = String::from_utf8_lossy(&dry.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["event_id"].as_str().unwrap().to_owned(),
+                v["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let events = outcome_json(&got);
+    let mut pairs: Vec<(String, String)> = events
+        .iter()
+        .map(|v| {
+            (
+                v["event_id"].as_str().unwrap().to_owned(),
+                v["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    lines.sort();
+    pairs.sort();
+    assert_eq!(pairs, lines, "one outcome event per decision");
+
+    // Contract (ARCHITECTURE §8): fields, routing key, resources, no message text.
+    let texts: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .filter(|t| t.len() > 12)
+        .collect();
+    for (g, v) in got.iter().zip(&events) {
+        let keys: HashSet<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let want_keys: HashSet<&str> = [
+            "event_id",
+            "platform",
+            "room",
+            "thread",
+            "outcome",
+            "reason",
+            "patient",
+            "resources",
+            "decided_at",
+        ]
+        .into();
+        assert_eq!(keys, want_keys);
+        assert_eq!(
+            g.routing_key,
+            format!("{}.matrix", v["outcome"].as_str().unwrap())
+        );
+        let body = String::from_utf8_lossy(&g.body);
+        for t in &texts {
+            assert!(
+                !body.contains(t.as_str()),
+                "outcome event carries message text"
+            );
+        }
+        if v["outcome"] == "filed" {
+            let res = v["resources"][0].as_str().unwrap();
+            assert!(res.starts_with("Communication?identifier="), "{res}");
+            assert!(v["patient"]["value"].is_string());
+        }
+    }
+    r.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_deliveries_are_dead_lettered_with_a_reason_header_while_the_rest_flows() {
+    let mut r = Rabbit::new().await;
+    r.declare().await;
+    let listener = r.listen_outcomes().await;
+    let reasons: HashMap<String, Option<String>> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("malformed-expected.json")).unwrap())
+            .unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(fixture("malformed.ndjson"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut bodies: Vec<Vec<u8>> = lines.iter().map(|l| l.as_bytes().to_vec()).collect();
+    // Two more kinds only a queue can carry: a body that is not UTF-8, and one over 1 MiB.
+    bodies.push(vec![b'{', 0xff, 0xfe, b'}']);
+    let big = format!(
+        "{{\"id\":\"$big\",\"room\":\"!r\",\"sender\":\"@s\",\"sent_at\":\"2026-11-20T10:00:00Z\",\"text\":\"{}\"}}",
+        "x".repeat(1_100_000)
+    );
+    bodies.push(big.into_bytes());
+    // And valid chat after the poison, which must still flow.
+    let good: Vec<String> = std::fs::read_to_string(fixture("ward-chat.ndjson"))
+        .unwrap()
+        .lines()
+        .take(40)
+        .map(str::to_owned)
+        .collect();
+    bodies.extend(good.iter().map(|l| l.as_bytes().to_vec()));
+    r.publish(&bodies).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bridge = spawn_bridge(
+        &r.url,
+        &dir_sink(&tmp.path().join("out")),
+        &tmp.path().join("ledger.db"),
+        &r.env(),
+        Stdio::piped(),
+    );
+    let bad = reasons.values().filter(|v| v.is_some()).count() + 2;
+    let valid_ids: HashSet<String> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| reasons[&(i + 1).to_string()].is_none())
+        .chain(good.iter().enumerate().map(|(i, l)| (i + 1000, l)))
+        .map(|(_, l)| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let got = r
+        .collect_until(&listener, Duration::from_secs(60), |g| {
+            let evs = outcome_json(g);
+            let rejected = evs.iter().filter(|v| v["outcome"] == "rejected").count();
+            let seen: HashSet<&str> = evs.iter().filter_map(|v| v["event_id"].as_str()).collect();
+            rejected >= bad && valid_ids.iter().all(|i| seen.contains(i.as_str()))
+        })
+        .await;
+    // Still running: poison does not stop the consumer.
+    let o = stop(bridge);
+    assert!(o.status.success(), "exit status {:?}", o.status);
+
+    let dead = r.take_all(&r.cfg.dead_queue).await;
+    assert_eq!(
+        dead.len(),
+        bad,
+        "every malformed delivery dead-lettered once"
+    );
+    assert_eq!(r.count(&r.cfg.queue).await, 0, "queue drained");
+    let mut expected_reasons: Vec<String> = reasons.values().flatten().cloned().collect::<Vec<_>>();
+    expected_reasons.push("UTF-8".into());
+    expected_reasons.push("larger than".into());
+    for d in &dead {
+        let why = d
+            .headers
+            .get("x-recordbridge-reason")
+            .unwrap_or_else(|| panic!("no reason header: {:?}", d.headers));
+        assert!(!why.is_empty());
+        // The original body goes to the dead-letter queue unchanged.
+        assert!(
+            bodies.iter().any(|b| *b == d.body),
+            "dead letter body differs from what was published"
+        );
+    }
+    for want in &expected_reasons {
+        assert!(
+            dead.iter()
+                .any(|d| d.headers["x-recordbridge-reason"].contains(want.as_str())),
+            "no dead letter with reason containing {want:?}"
+        );
+    }
+    let evs = outcome_json(&got);
+    assert_eq!(
+        evs.iter().filter(|v| v["outcome"] == "rejected").count(),
+        bad,
+        "one rejected outcome event per malformed delivery"
+    );
+    let seen: HashSet<&str> = evs.iter().filter_map(|v| v["event_id"].as_str()).collect();
+    for id in &valid_ids {
+        assert!(
+            seen.contains(id.as_str()),
+            "valid event {id} got no outcome"
+        );
+    }
+    r.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_then_restart_loses_nothing_writes_nothing_twice_and_keeps_thread_order()
+{
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let mut r = Rabbit::new().await;
+    r.declare().await;
+    let listener = r.listen_outcomes().await;
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    r.publish_lines(&text).await;
+    let order: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = tmp.path().join("ledger.db");
+    let sink = format!("fhir:{}", h.base);
+    let mut env = r.env();
+    env.push(("RECORDBRIDGE_FHIR__CONCURRENCY".into(), "4".into()));
+    let mut first = spawn_bridge(&r.url, &sink, &ledger, &env, Stdio::null());
+    let before = r
+        .collect_until(&listener, Duration::from_secs(120), |g| g.len() >= 120)
+        .await;
+    assert!(before.len() >= 120, "bridge made progress before the kill");
+    first.kill().unwrap(); // SIGKILL: no chance to finish anything
+    first.wait().unwrap();
+    let filed_before = h.count("Communication").await;
+    assert!(
+        (filed_before as usize) < expected_communications(None).len(),
+        "killed mid-stream, not after the end"
+    );
+
+    let second = spawn_bridge(&r.url, &sink, &ledger, &env, Stdio::piped());
+    let want = expected();
+    let mut got = before;
+    let rest = r
+        .collect_until(&listener, Duration::from_secs(180), |g| {
+            let mut all = got.clone();
+            all.extend_from_slice(g);
+            all_final(&all, &want)
+        })
+        .await;
+    got.extend(rest);
+    let o = stop(second);
+    assert!(o.status.success(), "exit status {:?}", o.status);
+    assert!(all_final(&got, &want), "{}", report_missing(&got, &want));
+    assert_eq!(r.count(&r.cfg.queue).await, 0, "queue drained");
+
+    // Nothing lost and nothing written twice: one Communication per filed
+    // message, counted by identifier, each about the right patient.
+    assert_communications(&h, &expected_communications(None)).await;
+
+    // Order within each thread: events reached their first outcome in the
+    // order they were published.
+    let pos: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut first_seen: Vec<(String, String)> = Vec::new();
+    let mut seen = HashSet::new();
+    for v in outcome_json(&got) {
+        let id = v["event_id"].as_str().unwrap().to_owned();
+        if seen.insert(id.clone()) {
+            first_seen.push((v["thread"].as_str().unwrap().to_owned(), id));
+        }
+    }
+    let mut by_thread: HashMap<String, Vec<usize>> = HashMap::new();
+    for (t, id) in &first_seen {
+        by_thread
+            .entry(t.clone())
+            .or_default()
+            .push(pos[id.as_str()]);
+    }
+    assert!(by_thread.len() > 20);
+    for (t, seq) in by_thread {
+        assert!(
+            seq.windows(2).all(|w| w[0] < w[1]),
+            "thread {t} decided out of order: {seq:?}"
+        );
+    }
+    r.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_mid_stream_and_a_restart_completes_without_duplicates() {
+    let mut r = Rabbit::new().await;
+    r.declare().await;
+    let listener = r.listen_outcomes().await;
+    let (text, want, _) = replicated(12);
+    r.publish_lines(&text).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let ledger = tmp.path().join("ledger.db");
+    let first = spawn_bridge(&r.url, &dir_sink(&out), &ledger, &r.env(), Stdio::piped());
+    let before = r
+        .collect_until(&listener, Duration::from_secs(60), |g| g.len() >= 300)
+        .await;
+    let o = stop(first);
+    assert!(o.status.success(), "SIGTERM exit status {:?}", o.status);
+    let logs = String::from_utf8_lossy(&o.stderr);
+    assert!(logs.contains("shutdown requested"), "{logs}");
+    assert!(logs.contains("\"interrupted\":true"), "{logs}");
+    assert!(
+        !all_final(&before, &want),
+        "stopped mid-stream, not after the end"
+    );
+    // Whatever was decided before the stop was acknowledged or is redelivered
+    // and recognised: a restart completes the stream.
+    let second = spawn_bridge(&r.url, &dir_sink(&out), &ledger, &r.env(), Stdio::null());
+    let mut got = before;
+    let rest = r
+        .collect_until(&listener, Duration::from_secs(120), |g| {
+            let mut all = got.clone();
+            all.extend_from_slice(g);
+            all_final(&all, &want)
+        })
+        .await;
+    got.extend(rest);
+    assert!(stop(second).status.success());
+    assert!(all_final(&got, &want), "{}", report_missing(&got, &want));
+    assert_eq!(r.count(&r.cfg.queue).await, 0, "queue drained");
+    let ids = bundle_event_ids(&out);
+    let uniq: HashSet<_> = ids.iter().cloned().collect();
+    assert_eq!(uniq.len(), ids.len(), "a bundle written twice");
+    assert_eq!(uniq, filed_messages(&text, &want));
+    // A graceful stop publishes each outcome once.
+    let mut pairs: Vec<_> = outcome_json(&got)
+        .iter()
+        .map(|v| format!("{}/{}", v["event_id"], v["outcome"]))
+        .collect();
+    let n = pairs.len();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), n, "an outcome event published twice");
+    r.cleanup().await;
+}
+
+async fn readyz(port: u16) -> (u16, serde_json::Value) {
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Poll /readyz until it answers `want` with `broker` connected.
+async fn wait_readyz(port: u16, want: u16) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
+            let code = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            if code == want && body["broker"] == true {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/readyz stayed {code} {body}"
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "health endpoint never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_endpoints_report_the_broker_and_the_sink() {
+    let r = Rabbit::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut env = r.env();
+    env.push((
+        "RECORDBRIDGE_HEALTH__LISTEN".into(),
+        format!("127.0.0.1:{port}"),
+    ));
+    let bridge = spawn_bridge(
+        &r.url,
+        &dir_sink(&tmp.path().join("out")),
+        &tmp.path().join("ledger.db"),
+        &env,
+        Stdio::null(),
+    );
+    let body = wait_readyz(port, 200).await;
+    assert_eq!(body["broker"], true);
+    assert_eq!(body["sink"], true);
+    let alive = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(alive.status().as_u16(), 200);
+    assert!(stop(bridge).status.success());
+
+    // A FHIR server that is not there: alive, but not ready.
+    let port = free_port();
+    let dead = free_port();
+    let mut env = r.env();
+    env.push((
+        "RECORDBRIDGE_HEALTH__LISTEN".into(),
+        format!("127.0.0.1:{port}"),
+    ));
+    let bridge = spawn_bridge(
+        &r.url,
+        &format!("fhir:http://127.0.0.1:{dead}"),
+        &tmp.path().join("ledger2.db"),
+        &env,
+        Stdio::null(),
+    );
+    let body = wait_readyz(port, 503).await;
+    assert_eq!(body["broker"], true);
+    assert_eq!(body["sink"], false);
+    let (code, _) = readyz(port).await;
+    assert_eq!(code, 503);
+    assert!(stop(bridge).status.success());
+    r.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_server_down_stalls_the_bridge_without_acknowledging_and_it_resumes_when_back() {
+    let mut h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let mut r = Rabbit::new().await;
+    r.declare().await;
+    let listener = r.listen_outcomes().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut env = r.env();
+    env.extend([
+        ("RECORDBRIDGE_FHIR__BACKOFF_INITIAL_MS".into(), "50".into()),
+        ("RECORDBRIDGE_FHIR__BACKOFF_MAX_MS".into(), "500".into()),
+        ("RECORDBRIDGE_FHIR__MAX_RETRIES".into(), "2".into()),
+    ]);
+    let bridge = spawn_bridge(
+        &r.url,
+        &format!("fhir:{}", h.base),
+        &tmp.path().join("ledger.db"),
+        &env,
+        Stdio::null(),
+    );
+    h.stop();
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    r.publish_lines(&text).await;
+    // Far beyond the sink's own retry limit: the bridge keeps waiting, files
+    // nothing, dead-letters nothing and acknowledges nothing that needs the server.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = r.take_all(&listener).await;
+    assert!(
+        outcome_json(&during)
+            .iter()
+            .all(|v| v["outcome"] != "filed"),
+        "nothing can be filed while the server is down"
+    );
+    assert_eq!(r.count(&r.cfg.dead_queue).await, 0, "nothing dead-lettered");
+    h.restart().await;
+    let want = expected();
+    let mut got = during;
+    let rest = r
+        .collect_until(&listener, Duration::from_secs(180), |g| {
+            let mut all = got.clone();
+            all.extend_from_slice(g);
+            all_final(&all, &want)
+        })
+        .await;
+    got.extend(rest);
+    assert!(stop(bridge).status.success());
+    assert!(all_final(&got, &want), "{}", report_missing(&got, &want));
+    assert_eq!(r.count(&r.cfg.queue).await, 0, "queue drained");
+    assert_communications(&h, &expected_communications(None)).await;
+    r.cleanup().await;
+}
