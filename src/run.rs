@@ -154,6 +154,8 @@ pub struct Run {
     shared: Arc<Shared>,
     input: Input,
     workers: usize,
+    /// Turns `true` on SIGTERM/SIGINT.
+    stop: tokio::sync::watch::Receiver<bool>,
     health_task: Option<tokio::task::JoinHandle<()>>,
     _dry_dir: Option<tempfile::TempDir>,
 }
@@ -172,6 +174,7 @@ pub fn load_identify(cfg: &Config) -> anyhow::Result<Identify> {
 
 impl Run {
     pub async fn new(cfg: Config, dry_run: bool) -> anyhow::Result<Self> {
+        let stop = shutdown_watch()?;
         let identify = load_identify(&cfg)?;
         let policy = Policy {
             hold_window: chrono::Duration::milliseconds(
@@ -239,13 +242,15 @@ impl Run {
                     info!(address = %bound, "health endpoints /healthz and /readyz listening");
                     health_task = Some(task);
                 }
-                let (broker, rx) = Broker::start(&url, &cfg.amqp).await?;
-                health.set_broker(broker.clone());
-                (
-                    Input::Amqp(rx),
-                    format!("amqp:{}", cfg.amqp.queue),
-                    Some(broker),
-                )
+                let name = format!("amqp:{}", cfg.amqp.queue);
+                match Broker::start(&url, &cfg.amqp, stop.clone()).await? {
+                    Some((broker, rx)) => {
+                        health.set_broker(broker.clone());
+                        (Input::Amqp(rx), name, Some(broker))
+                    }
+                    // Stopped while waiting for the broker: an empty run.
+                    None => (Input::Amqp(mpsc::channel(1).1), name, None),
+                }
             }
         };
         if broker.is_some() {
@@ -276,6 +281,7 @@ impl Run {
             shared: Arc::new(shared),
             input,
             workers,
+            stop,
             health_task,
             _dry_dir: dry_dir,
         })
@@ -312,9 +318,14 @@ impl Run {
                     let stop = match done {
                         // `false`: stopping with the sink unreachable; leave the rest queued
                         // (unacknowledged, so the broker redelivers it).
-                        Ok((pending, go_on)) => {
-                            publish_outcomes(&sh, pending).await.is_err() || !go_on
-                        }
+                        Ok((pending, go_on)) => match publish_outcomes(&sh, pending).await {
+                            Ok(published) => !(published && go_on),
+                            Err(e) => Err(e).map_err(|e| {
+                                wrx.close();
+                                sh.failed.send_replace(true);
+                                e
+                            })?,
+                        },
                         Err(e) => {
                             // Stop taking work; what is uncommitted is redone
                             // (next run, or redelivered by the broker).
@@ -331,8 +342,11 @@ impl Run {
             }));
         }
 
-        let mut interrupted = false;
-        let shutdown = shutdown_signal();
+        let mut interrupted = *self.stop.borrow();
+        let mut stop = self.stop.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
         tokio::pin!(shutdown);
         let mut failed = sh.failed.subscribe();
         // Held content expires during long runs too (a queue or a stdin stream
@@ -429,22 +443,29 @@ impl Run {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM or SIGINT, as a watch that turns `true`. The handlers are
+/// installed before this returns, so a signal at any point of the start-up
+/// (waiting for the broker, say) is a graceful stop, not a kill.
+fn shutdown_watch() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        tokio::spawn(async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            info!("shutdown requested: finishing events in flight");
+            tx.send_replace(true);
+        });
     }
     #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    info!("shutdown requested: finishing events in flight");
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("shutdown requested: finishing events in flight");
+        tx.send_replace(true);
+    });
+    Ok(rx)
 }
 
 fn worker_of(key: &str, n: usize) -> usize {
@@ -567,26 +588,36 @@ fn outcome_props(event_id: Option<&str>) -> lapin::BasicProperties {
     }
 }
 
-/// Publish outcome events from the outbox (broker-confirmed), then forget them.
-async fn publish_outcomes(sh: &Shared, pending: Vec<Pending>) -> anyhow::Result<()> {
+/// Publish outcome events from the outbox (broker-confirmed), then forget
+/// them. `Ok(false)`: abandoned because the bridge is stopping while the broker
+/// is away; they stay in the outbox and are published at the next start.
+async fn publish_outcomes(sh: &Shared, pending: Vec<Pending>) -> anyhow::Result<bool> {
     let Some(b) = sh.broker.as_ref().filter(|_| sh.outcomes) else {
-        return Ok(());
+        return Ok(true);
     };
     let mut done = Vec::with_capacity(pending.len());
+    let mut all = true;
     for p in &pending {
         let id = serde_json::from_str::<serde_json::Value>(&p.payload)
             .ok()
             .and_then(|v| v["event_id"].as_str().map(str::to_owned));
-        b.publish(
-            &b.config().outcomes_exchange,
-            &p.routing_key,
-            p.payload.as_bytes(),
-            outcome_props(id.as_deref()),
-        )
-        .await?;
+        if let Err(e) = b
+            .publish(
+                &b.config().outcomes_exchange,
+                &p.routing_key,
+                p.payload.as_bytes(),
+                outcome_props(id.as_deref()),
+            )
+            .await
+        {
+            warn!(error = %e, "outcome events kept in the outbox for the next start");
+            all = false;
+            break;
+        }
         done.push(p.seq);
     }
-    sh.ledger.published(&done).await
+    sh.ledger.published(&done).await?;
+    Ok(all)
 }
 
 /// Publish what a crash left in the outbox.
@@ -600,7 +631,9 @@ async fn flush_outbox(sh: &Shared) -> anyhow::Result<()> {
             count = pending.len(),
             "publishing outcome events left by an earlier run"
         );
-        publish_outcomes(sh, pending).await?;
+        if !publish_outcomes(sh, pending).await? {
+            return Ok(());
+        }
     }
 }
 
@@ -652,7 +685,9 @@ async fn process(
     };
     // Outcome events first (confirmed), then the acknowledgement: a crash in
     // between leaves the outcome in the outbox and the delivery unacknowledged.
-    publish_outcomes(sh, pending).await?;
+    if !publish_outcomes(sh, pending).await? {
+        return Ok((Vec::new(), false));
+    }
     if let Some(m) = &msg {
         b.ack(m).await;
     }

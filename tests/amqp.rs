@@ -4,38 +4,15 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::amqp::{Got, Rabbit, outcome_json, spawn_bridge, stop};
+use common::amqp::{
+    Expected, Got, Rabbit, outcome_json, rabbitmqctl, replicated, spawn_bridge, stop,
+};
 use common::hfs::{Hfs, assert_communications, expected_communications, free_port, patients};
 use common::*;
-
-type Expected = HashMap<String, (String, Option<String>, Option<String>)>;
-
-/// `copies` renamed copies of the fixture chat (ids, threads, targets and
-/// replies renamed consistently, so each copy is its own set of threads with
-/// the same decisions), with the expected final decision of every event.
-fn replicated(copies: usize) -> (String, Expected, Vec<String>) {
-    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
-    let want = expected();
-    let mut out = String::new();
-    let mut exp = HashMap::new();
-    let mut order = Vec::new();
-    for k in 0..copies {
-        for l in text.lines() {
-            let l = l.replace("\"$ev", &format!("\"$c{k}ev"));
-            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
-            let id = v["id"].as_str().unwrap().to_owned();
-            let orig = id.replacen(&format!("$c{k}ev"), "$ev", 1);
-            exp.insert(id.clone(), want[&orig].clone());
-            order.push(id);
-            out.push_str(&l);
-            out.push('\n');
-        }
-    }
-    (out, exp, order)
-}
 
 /// Last outcome event per event id.
 fn last_outcomes(got: &[Got]) -> HashMap<String, String> {
@@ -596,5 +573,150 @@ async fn fhir_server_down_stalls_the_bridge_without_acknowledging_and_it_resumes
     assert!(all_final(&got, &want), "{}", report_missing(&got, &want));
     assert_eq!(r.count(&r.cfg.queue).await, 0, "queue drained");
     assert_communications(&h, &expected_communications(None)).await;
+    r.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_file_is_the_topology_the_bridge_declares() {
+    let vhost = format!(
+        "rbtest-defs-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    rabbitmqctl(&["add_vhost", &vhost]);
+    rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
+    let defs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rabbitmq/definitions.json"),
+    )
+    .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&defs).unwrap();
+    v["vhosts"] = serde_json::json!([{"name": vhost}]);
+    for section in ["exchanges", "queues", "bindings"] {
+        for item in v[section].as_array_mut().unwrap() {
+            item["vhost"] = serde_json::json!(vhost);
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("defs.json");
+    std::fs::write(&file, v.to_string()).unwrap();
+    rabbitmqctl(&["import_definitions", &file.display().to_string()]);
+
+    let url = format!(
+        "{}/{vhost}",
+        common::amqp::amqp_url().rsplit_once('/').unwrap().0
+    );
+    let env = |extra: &[(&str, &str)]| {
+        let mut e: Vec<(String, String)> =
+            vec![("RECORDBRIDGE_HEALTH__LISTEN".into(), "off".into())];
+        e.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        e
+    };
+    let sink = format!("dir:{}", tmp.path().join("out").display());
+    // Default settings on the imported topology: declared again without a conflict.
+    for declare in ["true", "false"] {
+        let mut b = spawn_bridge(
+            &url,
+            &sink,
+            &tmp.path().join("ledger.db"),
+            &env(&[("RECORDBRIDGE_AMQP__DECLARE", declare)]),
+            Stdio::piped(),
+        );
+        let mut lines = BufReader::new(b.stderr.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut consuming = false;
+        while Instant::now() < deadline {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("consuming from AMQP") => {
+                    consuming = true;
+                    break;
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        assert!(
+            consuming,
+            "bridge (declare = {declare}) did not accept the imported topology"
+        );
+        assert!(stop(b).status.success());
+    }
+    // A setting that differs from the broker's topology is a clear configuration error.
+    let o = bin()
+        .args(["run", "--source", &url, "--sink", &sink, "--ledger"])
+        .arg(tmp.path().join("ledger.db"))
+        .envs(env(&[("RECORDBRIDGE_AMQP__DELIVERY_LIMIT", "11")]))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("PRECONDITION_FAILED"), "{err}");
+    assert!(
+        !err.contains("guest:guest"),
+        "the password is never printed"
+    );
+    rabbitmqctl(&["delete_vhost", &vhost]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_unreachable_at_start_is_retried_and_sigterm_still_stops_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
+    let b = spawn_bridge(
+        &url,
+        &dir_sink(&tmp.path().join("out")),
+        &tmp.path().join("ledger.db"),
+        &[("RECORDBRIDGE_HEALTH__LISTEN".into(), "off".into())],
+        Stdio::piped(),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let o = stop(b);
+    assert!(o.status.success(), "exit status {:?}", o.status);
+    let logs = String::from_utf8_lossy(&o.stderr);
+    assert!(logs.contains("cannot reach the AMQP broker yet"), "{logs}");
+    assert!(
+        !logs.contains("guest:guest"),
+        "the password is never logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_is_dead_lettered_by_the_delivery_limit() {
+    use lapin::options::{BasicGetOptions, BasicNackOptions};
+    let mut r = Rabbit::new().await;
+    r.cfg.delivery_limit = 3;
+    r.declare().await;
+    r.publish(&[b"{\"id\":\"$poison\"}".to_vec()]).await;
+    // A consumer that fails on it every time (as a crash would): returned to the queue.
+    let mut deliveries = 0;
+    for _ in 0..20 {
+        let Some(m) =
+            r.ch.basic_get(r.cfg.queue.as_str().into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+        else {
+            break;
+        };
+        deliveries += 1;
+        m.delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.count(&r.cfg.dead_queue).await == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(deliveries, 4, "delivered up to the limit, then no more");
+    let dead = r.take_all(&r.cfg.dead_queue).await;
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].headers.contains_key("x-death"),
+        "{:?}",
+        dead[0].headers
+    );
+    assert_eq!(r.count(&r.cfg.queue).await, 0);
     r.cleanup().await;
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use common::gateway::{Fault, Gateway, GwAuth};
-use common::hfs::{Hfs, assert_communications, expected_communications, patients};
+use common::hfs::{Hfs, assert_communications, expected_communications, patient_ids, patients};
 use common::*;
 
 async fn run_bin(args: Vec<String>, envs: Vec<(String, String)>) -> Output {

@@ -234,10 +234,13 @@ impl Broker {
     /// Connect (retrying until the broker answers, or failing on a fatal
     /// error), declare the topology and start consuming. Deliveries arrive on
     /// the returned channel until [`Broker::stop_consuming`].
+    ///
+    /// `Ok(None)`: `shutdown` came before the broker could be reached.
     pub async fn start(
         url: &str,
         cfg: &AmqpConfig,
-    ) -> anyhow::Result<(Arc<Self>, mpsc::Receiver<Delivery>)> {
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<(Arc<Self>, mpsc::Receiver<Delivery>)>> {
         let broker = Arc::new(Self {
             url: url.to_owned(),
             cfg: cfg.clone(),
@@ -263,16 +266,19 @@ impl Broker {
                     }
                     let wait = backoff.next();
                     warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot reach the AMQP broker yet");
-                    broker.sleep_or_stop(wait).await;
-                    if broker.stopping() {
-                        anyhow::bail!("stopped before the AMQP broker could be reached");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait_for(|s| *s) => {
+                            info!("stopped before the AMQP broker could be reached");
+                            return Ok(None);
+                        }
                     }
                 }
             }
         };
         let b = broker.clone();
         tokio::spawn(async move { b.supervise(consumer, tx).await });
-        Ok((broker, rx))
+        Ok(Some((broker, rx)))
     }
 
     /// One connection: channels, topology, QoS and the consumer.

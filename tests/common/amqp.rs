@@ -17,6 +17,32 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use recordbridge::config::AmqpConfig;
 
+pub type Expected = HashMap<String, (String, Option<String>, Option<String>)>;
+
+/// `copies` renamed copies of the fixture chat (ids, threads, targets and
+/// replies renamed consistently, so each copy is its own set of threads with
+/// the same decisions), with the expected final decision of every event.
+pub fn replicated(copies: usize) -> (String, Expected, Vec<String>) {
+    let text = std::fs::read_to_string(super::fixture("ward-chat.ndjson")).unwrap();
+    let want = super::expected();
+    let mut out = String::new();
+    let mut exp = HashMap::new();
+    let mut order = Vec::new();
+    for k in 0..copies {
+        for l in text.lines() {
+            let l = l.replace("\"$ev", &format!("\"$c{k}ev"));
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            let id = v["id"].as_str().unwrap().to_owned();
+            let orig = id.replacen(&format!("$c{k}ev"), "$ev", 1);
+            exp.insert(id.clone(), want[&orig].clone());
+            order.push(id);
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    (out, exp, order)
+}
+
 pub fn amqp_url() -> String {
     std::env::var("RECORDBRIDGE_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
@@ -78,6 +104,28 @@ impl Rabbit {
             conn,
             ch,
             extra: Vec::new(),
+        }
+    }
+
+    /// A new connection (after a broker restart), same names.
+    pub async fn reconnect(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match Connection::connect(&self.url, ConnectionProperties::default()).await {
+                Ok(c) => {
+                    let ch = c.create_channel().await.unwrap();
+                    ch.confirm_select(ConfirmSelectOptions::default())
+                        .await
+                        .unwrap();
+                    self.conn = c;
+                    self.ch = ch;
+                    return;
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "RabbitMQ did not come back: {e}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
         }
     }
 
@@ -356,4 +404,20 @@ pub fn stop(mut child: Child) -> std::process::Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Run `rabbitmqctl` (root on the test machine), which must succeed.
+pub fn rabbitmqctl(args: &[&str]) -> std::process::Output {
+    let o = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("rabbitmqctl runs (deploy/local/test.sh installs RabbitMQ)");
+    assert!(
+        o.status.success(),
+        "rabbitmqctl {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
 }
