@@ -739,7 +739,11 @@ async fn apply(
                         let props = lapin::BasicProperties::default()
                             .with_content_type("application/json".into())
                             .with_message_id(d.event.id.as_str().into());
-                        b.dead_letter(&d.event.platform, &props, &body, why).await?;
+                        // Like the sink: the broker away at shutdown leaves the
+                        // event uncommitted and unacknowledged, to be redone.
+                        b.dead_letter(&d.event.platform, &props, &body, why)
+                            .await
+                            .map_err(|e| SinkUnavailable(e.to_string()))?;
                     }
                     None => sh
                         .rejects
