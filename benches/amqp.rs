@@ -190,7 +190,10 @@ async fn main() {
     let s = sent.lock().unwrap();
     let mut lat: Vec<f64> = s
         .iter()
-        .filter_map(|(id, t0)| a.get(id).map(|t1| t1.duration_since(*t0).as_secs_f64() * 1000.0))
+        .filter_map(|(id, t0)| {
+            a.get(id)
+                .map(|t1| t1.duration_since(*t0).as_secs_f64() * 1000.0)
+        })
         .collect();
     lat.sort_by(|x, y| x.total_cmp(y));
     println!(

@@ -720,3 +720,95 @@ async fn a_message_that_keeps_failing_is_dead_lettered_by_the_delivery_limit() {
     assert_eq!(r.count(&r.cfg.queue).await, 0);
     r.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_exchange_deleted_under_the_bridge_is_declared_again_and_flow_resumes() {
+    use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions};
+    use lapin::types::FieldTable;
+    let mut r = Rabbit::new().await;
+    r.declare().await;
+    let listener = r.listen_outcomes().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let bridge = spawn_bridge(
+        &r.url,
+        &dir_sink(&tmp.path().join("out")),
+        &tmp.path().join("ledger.db"),
+        &r.env(),
+        Stdio::piped(),
+    );
+    let lines: Vec<String> = std::fs::read_to_string(fixture("ward-chat.ndjson"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    r.publish(&[lines[0].as_bytes().to_vec()]).await;
+    let got = r
+        .collect_until(&listener, Duration::from_secs(30), |g| !g.is_empty())
+        .await;
+    assert_eq!(got.len(), 1, "first outcome arrives");
+    // An operator deletes the outcomes exchange (its bindings go with it).
+    r.ch.exchange_delete(
+        r.cfg.outcomes_exchange.as_str().into(),
+        ExchangeDeleteOptions::default(),
+    )
+    .await
+    .unwrap();
+    r.publish(&[lines[2].as_bytes().to_vec()]).await;
+    // The bridge declares it again once its publish fails; then bind the listener again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ch = r.ch.clone();
+        let probe = ch
+            .exchange_declare(
+                r.cfg.outcomes_exchange.as_str().into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        if probe.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "outcomes exchange never came back"
+        );
+        r.reconnect().await; // a failed passive declare closes the channel
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    r.ch.queue_bind(
+        listener.as_str().into(),
+        r.cfg.outcomes_exchange.as_str().into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    r.publish(&[lines[3].as_bytes().to_vec()]).await;
+    let id3 = serde_json::from_str::<serde_json::Value>(&lines[3]).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = r
+        .collect_until(&listener, Duration::from_secs(30), |g| {
+            outcome_json(g)
+                .iter()
+                .any(|v| v["event_id"] == id3.as_str())
+        })
+        .await;
+    assert!(
+        outcome_json(&got)
+            .iter()
+            .any(|v| v["event_id"] == id3.as_str()),
+        "events flow again after the exchange came back"
+    );
+    let o = stop(bridge);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("publishing channel closed"));
+    assert_eq!(r.count(&r.cfg.queue).await, 0, "everything acknowledged");
+    r.cleanup().await;
+}

@@ -428,6 +428,20 @@ impl Broker {
         }
     }
 
+    /// Close the current connection so that the supervisor rebuilds it.
+    async fn drop_connection(&self, why: &str) {
+        let conn = self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|l| l.conn.clone());
+        if let Some(c) = conn {
+            warn!(reason = why, "closing the AMQP connection to rebuild it");
+            let _ = c.close(320, "rebuilding".into()).await;
+        }
+    }
+
     /// Close the connection; unacknowledged deliveries return to the queue.
     pub async fn close(&self) {
         self.stop.send_replace(true);
@@ -503,7 +517,15 @@ impl Broker {
                         .await
                     {
                         Ok(()) => return Ok(()),
-                        Err(e) => e,
+                        Err(e) => {
+                            if !ch.status().connected() && self.is_connected() {
+                                // The broker closed the publishing channel (say, an
+                                // exchange was deleted): rebuild the connection,
+                                // which declares the topology again.
+                                self.drop_connection("publishing channel closed").await;
+                            }
+                            e
+                        }
                     }
                 }
             };
