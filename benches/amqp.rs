@@ -25,13 +25,6 @@ use futures_util::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
 
-fn env_or(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(d)
-}
-
 /// Synthetic chat: threads of 8, each opened by a handover naming a patient.
 fn event(i: usize, tag: &str, patients: &[serde_json::Value]) -> Vec<u8> {
     let t = i / 8;
@@ -71,9 +64,9 @@ fn vm_hwm_kb(pid: u32) -> u64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n = env_or("BENCH_EVENTS", 100_000);
-    let steady = env_or("BENCH_STEADY", 3_000);
-    let prefetch = env_or("BENCH_PREFETCH", 200);
+    let n = common::env_or("BENCH_EVENTS", 100_000);
+    let steady = common::env_or("BENCH_STEADY", 3_000);
+    let prefetch = common::env_or("BENCH_PREFETCH", 200);
     let patients = common::hfs::patients("patients.json");
     let mut r = common::amqp::Rabbit::new().await;
     r.declare().await;
@@ -151,7 +144,7 @@ async fn main() {
     );
 
     // 2. Steady load at a fixed rate below capacity: publish → outcome latency.
-    let target = env_or("BENCH_RATE", (rate / 2.0).max(1.0) as usize) as f64;
+    let target = common::env_or("BENCH_RATE", (rate / 2.0).max(1.0) as usize) as f64;
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let begin = Instant::now();
     let mut confirms = Vec::new();

@@ -16,13 +16,6 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-fn env_or(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(d)
-}
-
 /// A fresh Helios FHIR Server (the tests' own set-up) with the fixture patients.
 async fn seeded_hfs() -> common::hfs::Hfs {
     let h = common::hfs::Hfs::start().await;
@@ -75,8 +68,8 @@ fn run_bridge(src: &Path, sink: &str, ledger: &Path, conc: usize) -> (f64, u64) 
 
 #[tokio::main]
 async fn main() {
-    let n = env_or("BENCH_EVENTS", 2000);
-    let conc = env_or("BENCH_CONCURRENCY", 8);
+    let n = common::env_or("BENCH_EVENTS", 2000);
+    let conc = common::env_or("BENCH_CONCURRENCY", 8);
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("events.ndjson");
     write_events(&src, n);

@@ -51,6 +51,26 @@ fn report_missing(got: &[Got], want: &Expected) -> String {
     )
 }
 
+/// Add outcome events to `got` until every expected event has its final outcome.
+async fn collect_rest(r: &Rabbit, listener: &str, got: &mut Vec<Got>, want: &Expected, secs: u64) {
+    let rest = r
+        .collect_until(listener, Duration::from_secs(secs), |g| {
+            let mut all = got.clone();
+            all.extend_from_slice(g);
+            all_final(&all, want)
+        })
+        .await;
+    got.extend(rest);
+}
+
+/// The bundle directory holds one Communication per filed message, none twice.
+fn assert_filed_once_each(out: &std::path::Path, text: &str, want: &Expected) {
+    let ids = bundle_event_ids(out);
+    let uniq: HashSet<_> = ids.iter().cloned().collect();
+    assert_eq!(uniq.len(), ids.len(), "a Communication written twice");
+    assert_eq!(uniq, filed_messages(text, want));
+}
+
 fn dir_sink(d: &std::path::Path) -> String {
     format!("dir:{}", d.display())
 }
@@ -110,10 +130,7 @@ async fn fixture_chat_via_rabbitmq_is_filed_the_queue_drains_and_each_decision_h
     assert_eq!(r.count(&r.cfg.dead_queue).await, 0, "nothing dead-lettered");
 
     // Filed events are in the sink, once each.
-    let ids = bundle_event_ids(&out);
-    let uniq: HashSet<_> = ids.iter().cloned().collect();
-    assert_eq!(uniq.len(), ids.len(), "a Communication written twice");
-    assert_eq!(uniq, filed_messages(&text, &want));
+    assert_filed_once_each(&out, &text, &want);
 
     // One outcome event per decision line: the same (event, outcome) pairs
     // as the dry run's decision lines, each once.
@@ -340,14 +357,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing_writes_nothing_twice_and_k
     let second = spawn_bridge(&r.url, &sink, &ledger, &env, Stdio::piped());
     let want = expected();
     let mut got = before;
-    let rest = r
-        .collect_until(&listener, Duration::from_secs(180), |g| {
-            let mut all = got.clone();
-            all.extend_from_slice(g);
-            all_final(&all, &want)
-        })
-        .await;
-    got.extend(rest);
+    collect_rest(&r, &listener, &mut got, &want, 180).await;
     let o = stop(second);
     assert!(o.status.success(), "exit status {:?}", o.status);
     assert!(all_final(&got, &want), "{}", report_missing(&got, &want));
@@ -416,21 +426,11 @@ async fn sigterm_stops_cleanly_mid_stream_and_a_restart_completes_without_duplic
     // and recognised: a restart completes the stream.
     let second = spawn_bridge(&r.url, &dir_sink(&out), &ledger, &r.env(), Stdio::null());
     let mut got = before;
-    let rest = r
-        .collect_until(&listener, Duration::from_secs(120), |g| {
-            let mut all = got.clone();
-            all.extend_from_slice(g);
-            all_final(&all, &want)
-        })
-        .await;
-    got.extend(rest);
+    collect_rest(&r, &listener, &mut got, &want, 120).await;
     assert!(stop(second).status.success());
     assert!(all_final(&got, &want), "{}", report_missing(&got, &want));
     assert_eq!(r.count(&r.cfg.queue).await, 0, "queue drained");
-    let ids = bundle_event_ids(&out);
-    let uniq: HashSet<_> = ids.iter().cloned().collect();
-    assert_eq!(uniq.len(), ids.len(), "a bundle written twice");
-    assert_eq!(uniq, filed_messages(&text, &want));
+    assert_filed_once_each(&out, &text, &want);
     // A graceful stop publishes each outcome once.
     let mut pairs: Vec<_> = outcome_json(&got)
         .iter()
@@ -561,14 +561,7 @@ async fn fhir_server_down_stalls_the_bridge_without_acknowledging_and_it_resumes
     h.restart().await;
     let want = expected();
     let mut got = during;
-    let rest = r
-        .collect_until(&listener, Duration::from_secs(180), |g| {
-            let mut all = got.clone();
-            all.extend_from_slice(g);
-            all_final(&all, &want)
-        })
-        .await;
-    got.extend(rest);
+    collect_rest(&r, &listener, &mut got, &want, 180).await;
     assert!(stop(bridge).status.success());
     assert!(all_final(&got, &want), "{}", report_missing(&got, &want));
     assert_eq!(r.count(&r.cfg.queue).await, 0, "queue drained");

@@ -145,3 +145,11 @@ pub fn wait_with_peak_rss(mut child: std::process::Child) -> (std::process::Exit
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A numeric setting of a benchmark from the environment, or its default.
+pub fn env_or(k: &str, d: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(d)
+}
