@@ -12,6 +12,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+pub mod task;
+
 use crate::event::{ChatEvent, EventKind};
 use crate::identify::thread::{Held, ThreadState};
 use crate::identify::{Found, Identifier};

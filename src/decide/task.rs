@@ -1,0 +1,292 @@
+//! Task detection (ARCHITECTURE §2: "task detection (lexicons from mappings/)").
+//! Pure: text in, classification out. The word lists and the order of
+//! evaluation are documented in `mappings/tasks.toml`.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+/// FHIR `Task.priority` (request-priority).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Routine,
+    Urgent,
+    Asap,
+    Stat,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Routine => "routine",
+            Priority::Urgent => "urgent",
+            Priority::Asap => "asap",
+            Priority::Stat => "stat",
+        }
+    }
+}
+
+/// The `Task.status` values the bridge sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Requested,
+    Accepted,
+    InProgress,
+    Completed,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Requested => "requested",
+            Status::Accepted => "accepted",
+            Status::InProgress => "in-progress",
+            Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Still open: can move on.
+    pub fn is_open(self) -> bool {
+        !matches!(self, Status::Completed | Status::Cancelled)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestLists {
+    #[serde(default)]
+    phrases: Vec<String>,
+    #[serde(default)]
+    imperatives: Vec<String>,
+    #[serde(default)]
+    skip: Vec<String>,
+    #[serde(default)]
+    modals: Vec<String>,
+    #[serde(default)]
+    modal_window: usize,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Phrases {
+    #[serde(default)]
+    phrases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriorityLists {
+    #[serde(default)]
+    stat: Vec<String>,
+    #[serde(default)]
+    asap: Vec<String>,
+    #[serde(default)]
+    urgent: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lifecycle {
+    #[serde(default)]
+    cancel: Vec<String>,
+    #[serde(default)]
+    complete: Vec<String>,
+    #[serde(default)]
+    start: Vec<String>,
+    #[serde(default)]
+    accept: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    request: RequestLists,
+    #[serde(default)]
+    not_request: Phrases,
+    #[serde(default)]
+    priority: PriorityLists,
+    #[serde(default)]
+    lifecycle: Lifecycle,
+    #[serde(default)]
+    reactions: Lifecycle,
+}
+
+/// A phrase as a sequence of words.
+type Phrase = Vec<String>;
+
+/// The compiled rules of `mappings/tasks.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct TaskRules {
+    request: Vec<Phrase>,
+    imperatives: HashSet<String>,
+    skip: HashSet<String>,
+    modals: HashSet<String>,
+    modal_window: usize,
+    not_request: Vec<Phrase>,
+    stat: Vec<Phrase>,
+    asap: Vec<Phrase>,
+    urgent: Vec<Phrase>,
+    /// In evaluation order: cancel, complete, start, accept.
+    lifecycle: Vec<(Status, Vec<Phrase>)>,
+    reactions: Vec<(Status, Vec<String>)>,
+}
+
+/// The built-in rules (the project's `mappings/tasks.toml`).
+pub const DEFAULT_RULES: &str = include_str!("../../mappings/tasks.toml");
+
+/// Lower-case words: letters, digits, `'`, `-` and `.` inside a word ("a.s.a.p").
+pub fn words(text: &str) -> Vec<String> {
+    let t = text.to_lowercase().replace(['’', '‘'], "'");
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in t.chars() {
+        if c.is_alphanumeric() || c == '\'' || c == '-' || (c == '.' && !cur.is_empty()) {
+            cur.push(c);
+        } else if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur).trim_end_matches('.').to_owned());
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur.trim_end_matches('.').to_owned());
+    }
+    out.retain(|w| !w.is_empty());
+    out
+}
+
+fn phrases(list: &[String]) -> Vec<Phrase> {
+    list.iter()
+        .map(|p| words(p))
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+fn contains(hay: &[String], p: &Phrase) -> bool {
+    hay.windows(p.len()).any(|w| w == p.as_slice())
+}
+
+fn any(hay: &[String], ps: &[Phrase]) -> bool {
+    ps.iter().any(|p| contains(hay, p))
+}
+
+/// Clauses: split at sentence punctuation, commas and a spaced dash.
+fn clauses(text: &str) -> Vec<&str> {
+    text.split(['.', '!', '?', ';', ',', '\n', ':'])
+        .flat_map(|c| c.split(" - "))
+        .filter(|c| !c.trim().is_empty())
+        .collect()
+}
+
+impl TaskRules {
+    /// Compile the rules from TOML; errors name the problem.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        let set = |l: &[String]| l.iter().flat_map(|w| words(w)).collect::<HashSet<_>>();
+        let l = &f.lifecycle;
+        let r = &f.reactions;
+        let keys = |l: &[String]| l.iter().map(|k| k.trim().to_owned()).collect::<Vec<_>>();
+        Ok(Self {
+            request: phrases(&f.request.phrases),
+            imperatives: set(&f.request.imperatives),
+            skip: set(&f.request.skip),
+            modals: set(&f.request.modals),
+            modal_window: f.request.modal_window,
+            not_request: phrases(&f.not_request.phrases),
+            stat: phrases(&f.priority.stat),
+            asap: phrases(&f.priority.asap),
+            urgent: phrases(&f.priority.urgent),
+            lifecycle: vec![
+                (Status::Cancelled, phrases(&l.cancel)),
+                (Status::Completed, phrases(&l.complete)),
+                (Status::InProgress, phrases(&l.start)),
+                (Status::Accepted, phrases(&l.accept)),
+            ],
+            reactions: vec![
+                (Status::Cancelled, keys(&r.cancel)),
+                (Status::Completed, keys(&r.complete)),
+                (Status::InProgress, keys(&r.start)),
+                (Status::Accepted, keys(&r.accept)),
+            ],
+        })
+    }
+
+    /// The built-in rules.
+    pub fn builtin() -> Self {
+        Self::from_toml(DEFAULT_RULES).expect("mappings/tasks.toml is valid")
+    }
+
+    /// Is one clause a request?
+    fn clause_is_request(&self, clause: &str) -> bool {
+        let w = words(clause);
+        if w.is_empty() || any(&w, &self.not_request) {
+            return false;
+        }
+        if any(&w, &self.request) {
+            return true;
+        }
+        // The first word after mentions and skip words is an imperative verb,
+        // or a modal with an imperative verb shortly after it.
+        let rest: Vec<String> = clause
+            .split_whitespace()
+            .filter(|t| !t.starts_with('@'))
+            .flat_map(words)
+            .skip_while(|t| self.skip.contains(t))
+            .collect();
+        match rest.first() {
+            Some(f) if self.imperatives.contains(f) => true,
+            Some(f) if self.modals.contains(f) => rest
+                .iter()
+                .skip(1)
+                .take(self.modal_window)
+                .any(|w| self.imperatives.contains(w)),
+            _ => false,
+        }
+    }
+
+    /// `Some(priority)` when the message is a request.
+    pub fn request(&self, text: &str) -> Option<Priority> {
+        if !clauses(text).into_iter().any(|c| self.clause_is_request(c)) {
+            return None;
+        }
+        Some(self.priority(text))
+    }
+
+    /// Priority of a request: stat, then asap, then urgent, else routine.
+    pub fn priority(&self, text: &str) -> Priority {
+        let w = words(text);
+        if any(&w, &self.stat) {
+            Priority::Stat
+        } else if any(&w, &self.asap) {
+            Priority::Asap
+        } else if any(&w, &self.urgent) {
+            Priority::Urgent
+        } else {
+            Priority::Routine
+        }
+    }
+
+    /// The status a reply moves an open Task to, if it says so.
+    pub fn lifecycle(&self, text: &str) -> Option<Status> {
+        let w = words(text);
+        self.lifecycle
+            .iter()
+            .find(|(_, ps)| any(&w, ps))
+            .map(|(s, _)| *s)
+    }
+
+    /// The status a reaction moves an open Task to, if any.
+    pub fn reaction(&self, key: &str) -> Option<Status> {
+        let k = key.trim().trim_end_matches('\u{fe0f}');
+        self.reactions
+            .iter()
+            .find(|(_, keys)| keys.iter().any(|x| x.trim_end_matches('\u{fe0f}') == k))
+            .map(|(s, _)| *s)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,232 @@
+//! One test per detection rule and priority level. Each also shows that the
+//! message depends on its rule: with that list emptied in a copy of
+//! `mappings/tasks.toml`, the same message is no longer classified the same way.
+
+use super::*;
+
+fn rules() -> TaskRules {
+    TaskRules::builtin()
+}
+
+/// The built-in rules with one list emptied.
+fn without(section: &str, key: &str) -> TaskRules {
+    let mut t: toml::Table = toml::from_str(DEFAULT_RULES).unwrap();
+    let s = t.get_mut(section).unwrap().as_table_mut().unwrap();
+    assert!(s.contains_key(key), "{section}.{key} exists");
+    s.insert(key.into(), toml::Value::Array(Vec::new()));
+    TaskRules::from_toml(&toml::to_string(&t).unwrap()).unwrap()
+}
+
+#[test]
+fn request_phrase_anywhere_makes_a_request() {
+    for m in [
+        "Bay 3 drain is leaking again, anyone able to pop up",
+        "bay 2 bed 4 needs a new cannula before the 6pm abx",
+        "Bed 9 obs overdue, pls",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Routine), "{m}");
+        assert_eq!(without("request", "phrases").request(m), None, "{m}");
+    }
+}
+
+#[test]
+fn imperative_at_the_start_of_a_clause_makes_a_request() {
+    for m in [
+        "Prescribe his TTOs for the morning",
+        "@hana recheck the potassium on bed 14",
+        "Hi team, chase the CT head report for side room 2",
+        "K+ 5.9 on the gas; repeat on a lab sample",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Routine), "{m}");
+        assert_eq!(without("request", "imperatives").request(m), None, "{m}");
+    }
+    // A verb later in the sentence is not an instruction.
+    assert_eq!(
+        rules().request("The reg will review him after clinic"),
+        None
+    );
+}
+
+#[test]
+fn a_modal_followed_by_an_imperative_makes_a_request() {
+    for m in [
+        "could the reg come and have a look at bed 3",
+        "Can pharmacy check the vanc level timing",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Routine), "{m}");
+        assert_eq!(without("request", "modals").request(m), None, "{m}");
+    }
+    // Too far from the modal, or no imperative at all: not a request.
+    assert_eq!(
+        rules().request("Can the family of the man in bed 3 visit"),
+        None
+    );
+}
+
+#[test]
+fn information_and_acknowledgements_are_not_requests() {
+    for m in [
+        "Thanks, that's really helpful",
+        "No need for another gas, lactate has cleared",
+        "Seen, plan is oral abx and home tomorrow",
+        "Bloods back: Hb 98, CRP coming down",
+    ] {
+        assert_eq!(rules().request(m), None, "{m}");
+    }
+    // The veto is what keeps these out: without it the request words win.
+    let loose = without("not_request", "phrases");
+    assert!(
+        loose
+            .request("No need for another gas, lactate has cleared")
+            .is_some()
+    );
+    assert!(
+        loose
+            .request("Reviewed him, no need to call the reg")
+            .is_some()
+    );
+    assert_eq!(
+        rules().request("Reviewed him, no need to call the reg"),
+        None
+    );
+}
+
+#[test]
+fn a_request_in_a_later_clause_still_counts() {
+    let m = "Thanks for sorting the fluids - could you also chase the echo";
+    assert_eq!(rules().request(m), Some(Priority::Routine));
+    assert_eq!(
+        rules().request("Thanks for sorting the fluids, lovely work"),
+        None
+    );
+}
+
+#[test]
+fn stat_for_immediate_or_arrest_language() {
+    for m in [
+        "Need someone in bay 4 right now, he's gone grey",
+        "2222 called for side room 1, need the reg",
+        "please come immediately to bed 7",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Stat), "{m}");
+        assert_ne!(
+            without("priority", "stat").request(m),
+            Some(Priority::Stat),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn asap_for_as_soon_as_possible() {
+    for m in [
+        "Can someone do her warfarin ASAP, INR is 4.8",
+        "Could you see bed 3 as soon as you can please",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Asap), "{m}");
+        assert_eq!(
+            without("priority", "asap").request(m),
+            Some(Priority::Routine),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn urgent_for_urgent_words_and_deterioration() {
+    for m in [
+        "please review 943 476 5919 urgently",
+        "Can someone look at bed 6, sats dropping on 2L",
+        "bed 11 is hypotensive 84/50, can someone come",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Urgent), "{m}");
+        assert_eq!(
+            without("priority", "urgent").request(m),
+            Some(Priority::Routine),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn routine_otherwise() {
+    assert_eq!(
+        rules().request("Could someone rewrite the drug chart for bed 2 today"),
+        Some(Priority::Routine)
+    );
+    // "now" in information does not make a request at all.
+    assert_eq!(rules().request("Bloods now back, all normal"), None);
+}
+
+#[test]
+fn lifecycle_phrases_move_a_task_in_a_fixed_order() {
+    let r = rules();
+    assert_eq!(r.lifecycle("ok on it, 5 min"), Some(Status::InProgress));
+    assert_eq!(
+        r.lifecycle("Yes will do after the ward round"),
+        Some(Status::Accepted)
+    );
+    assert_eq!(r.lifecycle("Done, on the chart"), Some(Status::Completed));
+    assert_eq!(
+        r.lifecycle("Scrap that, she's gone home"),
+        Some(Status::Cancelled)
+    );
+    // Cancel is tried before complete: "cancelled, done" cancels.
+    assert_eq!(
+        r.lifecycle("cancelled it, all done"),
+        Some(Status::Cancelled)
+    );
+    assert_eq!(r.lifecycle("Lovely, speak later"), None);
+    assert_eq!(
+        without("lifecycle", "start").lifecycle("ok on it, 5 min"),
+        None
+    );
+    assert_eq!(
+        without("lifecycle", "accept").lifecycle("Yes will do after the ward round"),
+        None
+    );
+    assert_eq!(
+        without("lifecycle", "complete").lifecycle("Done, on the chart"),
+        None
+    );
+    assert_eq!(
+        without("lifecycle", "cancel").lifecycle("Scrap that, she's gone home"),
+        None
+    );
+}
+
+#[test]
+fn reactions_move_a_task() {
+    let r = rules();
+    assert_eq!(r.reaction("👍"), Some(Status::Accepted));
+    assert_eq!(r.reaction("✅"), Some(Status::Completed));
+    assert_eq!(r.reaction("✔\u{fe0f}"), Some(Status::Completed));
+    assert_eq!(r.reaction("🎉"), None);
+    assert_eq!(without("reactions", "accept").reaction("👍"), None);
+}
+
+#[test]
+fn words_are_whole() {
+    // "need" is not inside "needle"; "ta" is not inside "take".
+    assert_eq!(
+        rules().request("Needle-stick policy is on the intranet"),
+        None
+    );
+    assert_eq!(words("A.S.A.P. please!"), vec!["a.s.a.p", "please"]);
+}
+
+#[test]
+fn a_trusts_own_words_need_no_rebuild() {
+    let mut t: toml::Table = toml::from_str(DEFAULT_RULES).unwrap();
+    t["request"]["imperatives"]
+        .as_array_mut()
+        .unwrap()
+        .push("venesect".into());
+    let r = TaskRules::from_toml(&toml::to_string(&t).unwrap()).unwrap();
+    assert_eq!(rules().request("Venesect bed 5 this afternoon"), None);
+    assert_eq!(
+        r.request("Venesect bed 5 this afternoon"),
+        Some(Priority::Routine)
+    );
+    assert!(TaskRules::from_toml("[request]\nverbs = []\n").is_err());
+}
