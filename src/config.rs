@@ -23,6 +23,8 @@ pub struct Config {
     pub platform: String,
     /// Local identifier patterns.
     pub identifiers: PathBuf,
+    /// Task detection lexicons and rules.
+    pub tasks: PathBuf,
     /// Hours held content waits for its thread's patient (fractions allowed).
     pub hold_window_hours: f64,
     /// Seconds between sweeps that delete expired held content during a long run.
@@ -127,6 +129,7 @@ impl Default for Config {
             ledger: None,
             platform: "chat".into(),
             identifiers: PathBuf::from("mappings/identifiers.toml"),
+            tasks: PathBuf::from("mappings/tasks.toml"),
             hold_window_hours: 72.0,
             sweep_interval_secs: 60,
             device: "recordbridge".into(),

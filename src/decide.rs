@@ -15,8 +15,9 @@ use serde::Serialize;
 pub mod task;
 
 use crate::event::{ChatEvent, EventKind};
-use crate::identify::thread::{Held, ThreadState};
+use crate::identify::thread::{FiledMeta, Held, ThreadState};
 use crate::identify::{Found, Identifier};
+use task::{Status, TaskChange, TaskRules, TaskState};
 
 /// What happened to an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -59,15 +60,18 @@ pub mod reason {
 /// What must be written for a filed decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
-    /// A Communication for the event (a message, or an edit pointing at the
-    /// edited Communication through `about`).
+    /// A new Communication for a message.
     Communication {
         part_of: Option<String>,
         in_response_to: Option<String>,
-        about: Option<String>,
     },
+    /// An edit: the target's Communication replaced by one with the edited
+    /// content (a new version; the old text stays in the server's history).
+    Edit { target: String, meta: FiledMeta },
     /// Mark the target's Communication entered-in-error and remove its payload.
     Redact { target: String },
+    /// Only a Task changes (a reaction).
+    TaskOnly,
 }
 
 /// One decision about one event.
@@ -80,6 +84,8 @@ pub struct Decision {
     /// Every valid identifier found in the event itself.
     pub identifiers: Vec<Identifier>,
     pub write: Option<Write>,
+    /// The Task this decision creates or moves on.
+    pub task: Option<TaskChange>,
 }
 
 impl Decision {
@@ -96,6 +102,7 @@ impl Decision {
             patient: None,
             identifiers,
             write: None,
+            task: None,
         }
     }
 
@@ -106,13 +113,16 @@ impl Decision {
             outcome: self.outcome,
             patient: self.patient.as_ref(),
             identifiers: &self.identifiers,
-            task: None,
+            task: self.task.as_ref().map(|t| TaskLine {
+                priority: t.task.priority.as_str().to_owned(),
+                status: t.task.status.as_str().to_owned(),
+            }),
             reason: self.reason.as_deref(),
         }
     }
 }
 
-/// Task summary in a decision line (task detection comes with the Task issue).
+/// Task summary in a decision line: the Task this decision created or moved on.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TaskLine {
     pub priority: String,
@@ -131,16 +141,19 @@ pub struct DecisionLine<'a> {
 }
 
 /// Settings of the rules.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     /// How long held content is kept waiting for the thread's patient.
     pub hold_window: Duration,
+    /// Task detection (mappings/tasks.toml).
+    pub tasks: std::sync::Arc<TaskRules>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Self {
             hold_window: Duration::hours(72),
+            tasks: std::sync::Arc::new(TaskRules::builtin()),
         }
     }
 }
@@ -190,14 +203,7 @@ pub fn decide(
         EventKind::Message => message(&mut state, event, found, now, policy, &mut decisions),
         EventKind::Edit => edit(&mut state, event, found, now, policy, &mut decisions),
         EventKind::Redaction => redaction(&mut state, event, &mut decisions),
-        EventKind::Reaction => {
-            decisions.push(Decision::new(
-                event,
-                Outcome::Ignored,
-                Some(reason::REACTION),
-                found.valid,
-            ));
-        }
+        EventKind::Reaction => reaction(&mut state, event, found, policy, &mut decisions),
     }
     Step { decisions, state }
 }
@@ -222,7 +228,7 @@ fn message(
             Some(reason::MULTI_PATIENT),
             ids,
         ));
-        after_new_patients(state, had, out);
+        after_new_patients(state, had, out, policy);
         return;
     }
     if found.invalid > 0 {
@@ -237,15 +243,15 @@ fn message(
     if let Some(id) = ids.first().cloned() {
         state.add_patient(&id);
         // The thread's held messages go first: they are earlier and may be the root.
-        after_new_patients(state, had, out);
-        out.push(file(state, event, id, ids, None));
+        after_new_patients(state, had, out, policy);
+        out.push(file(state, event, id, ids, policy));
         return;
     }
     match state.patients.len() {
         0 => out.push(hold(state, event, now, policy)),
         1 => {
             let p = state.patients[0].clone();
-            out.push(file(state, event, p, ids, None));
+            out.push(file(state, event, p, ids, policy));
         }
         _ => out.push(Decision::new(
             event,
@@ -272,7 +278,12 @@ fn hold(
 
 /// After the thread's patients grew from `had`: release held events — filed to
 /// the single patient, or quarantined as ambiguous once there are several.
-fn after_new_patients(state: &mut ThreadState, had: usize, out: &mut Vec<Decision>) {
+fn after_new_patients(
+    state: &mut ThreadState,
+    had: usize,
+    out: &mut Vec<Decision>,
+    policy: &Policy,
+) {
     if had != 0 || state.held.is_empty() {
         return;
     }
@@ -284,7 +295,14 @@ fn after_new_patients(state: &mut ThreadState, had: usize, out: &mut Vec<Decisio
                 EventKind::Edit => {
                     let target = h.event.target.clone().unwrap_or_default();
                     if state.filed.contains_key(&target) {
-                        out.push(file(state, h.event, p.clone(), Vec::new(), Some(target)));
+                        out.push(file_edit(
+                            state,
+                            h.event,
+                            p.clone(),
+                            Vec::new(),
+                            target,
+                            policy,
+                        ));
                     } else {
                         out.push(Decision::new(
                             h.event,
@@ -294,7 +312,7 @@ fn after_new_patients(state: &mut ThreadState, had: usize, out: &mut Vec<Decisio
                         ));
                     }
                 }
-                _ => out.push(file(state, h.event, p.clone(), Vec::new(), None)),
+                _ => out.push(file(state, h.event, p.clone(), Vec::new(), policy)),
             }
         }
     } else {
@@ -309,13 +327,14 @@ fn after_new_patients(state: &mut ThreadState, had: usize, out: &mut Vec<Decisio
     }
 }
 
-/// File `event` to `patient`, linking it into the thread.
+/// File `event` to `patient`, linking it into the thread; create or move on
+/// a Task (see `mappings/tasks.toml` for the order of evaluation).
 fn file(
     state: &mut ThreadState,
     event: ChatEvent,
     patient: Identifier,
     ids: Vec<Identifier>,
-    about: Option<String>,
+    policy: &Policy,
 ) -> Decision {
     let part_of = state.first_filed.clone().filter(|root| *root != event.id);
     let in_response_to = event
@@ -326,13 +345,137 @@ fn file(
         state.first_filed = Some(event.id.clone());
     }
     state.filed.insert(event.id.clone(), patient.clone());
+    state.meta.insert(
+        event.id.clone(),
+        FiledMeta {
+            sent: event.sent_at,
+            part_of: part_of.clone(),
+            in_response_to: in_response_to.clone(),
+        },
+    );
     let mut d = Decision::new(event, Outcome::Filed, None, ids);
     d.patient = Some(patient);
     d.write = Some(Write::Communication {
         part_of,
         in_response_to,
-        about,
     });
+    d.task = message_task(state, &d, &policy.tasks);
+    d
+}
+
+/// The Task a filed message creates or moves on.
+fn message_task(state: &mut ThreadState, d: &Decision, rules: &TaskRules) -> Option<TaskChange> {
+    let e = &d.event;
+    let text = e.text.as_deref().unwrap_or("");
+    // 1. Lifecycle of the open Task this message answers.
+    if let Some(req) = answered_task(state, e)
+        && let Some(to) = rules.lifecycle(text)
+        && let Some(t) = state.tasks.get_mut(&req)
+        && t.status.can_move_to(to)
+    {
+        t.status = to;
+        if to != Status::Cancelled {
+            t.owner = Some(e.sender.clone());
+        }
+        t.last_modified = e.sent_at;
+        return Some(TaskChange {
+            request_id: req,
+            task: t.clone(),
+            created: false,
+        });
+    }
+    // 2. A new request.
+    let priority = rules.request(text)?;
+    let t = TaskState {
+        patient: d.patient.clone()?,
+        priority,
+        status: Status::Requested,
+        requester: e.sender.clone(),
+        requester_name: e.sender_name.clone(),
+        owner: e.mentions.first().cloned(),
+        authored_on: e.sent_at,
+        last_modified: e.sent_at,
+    };
+    state.tasks.insert(e.id.clone(), t.clone());
+    Some(TaskChange {
+        request_id: e.id.clone(),
+        task: t,
+        created: true,
+    })
+}
+
+/// The open Task a message answers: the one of the message it replies to, or
+/// the thread's only open Task.
+fn answered_task(state: &ThreadState, e: &ChatEvent) -> Option<String> {
+    if let Some(r) = &e.reply_to
+        && state.tasks.get(r).is_some_and(|t| t.status.is_open())
+    {
+        return Some(r.clone());
+    }
+    let mut open = state
+        .tasks
+        .iter()
+        .filter(|(id, t)| t.status.is_open() && **id != e.id);
+    match (open.next(), open.next()) {
+        (Some((id, _)), None) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// File an edit of the filed message `target`: its Communication is replaced
+/// and its Task re-evaluated.
+fn file_edit(
+    state: &mut ThreadState,
+    event: ChatEvent,
+    patient: Identifier,
+    ids: Vec<Identifier>,
+    target: String,
+    policy: &Policy,
+) -> Decision {
+    // Messages filed before edits were kept whole have no meta: the edit's time stands in.
+    let meta = state.meta.get(&target).cloned().unwrap_or(FiledMeta {
+        sent: event.sent_at,
+        part_of: state.first_filed.clone().filter(|r| *r != target),
+        in_response_to: None,
+    });
+    let text = event.text.clone().unwrap_or_default();
+    let mut d = Decision::new(event, Outcome::Filed, None, ids);
+    d.patient = Some(patient.clone());
+    let now_request = policy.tasks.request(&text);
+    d.task = match (state.tasks.get_mut(&target), now_request) {
+        (Some(t), Some(p)) if t.status.is_open() && t.priority != p => {
+            t.priority = p;
+            t.last_modified = d.event.sent_at;
+            Some((t.clone(), false))
+        }
+        (Some(t), None) if t.status.is_open() => {
+            t.status = Status::Cancelled;
+            t.last_modified = d.event.sent_at;
+            Some((t.clone(), false))
+        }
+        (None, Some(p)) => {
+            let t = TaskState {
+                patient,
+                priority: p,
+                status: Status::Requested,
+                requester: d.event.sender.clone(),
+                requester_name: d.event.sender_name.clone(),
+                owner: d.event.mentions.first().cloned(),
+                authored_on: meta.sent,
+                last_modified: d.event.sent_at,
+            };
+            state.tasks.insert(target.clone(), t.clone());
+            // The Communication already exists: the Task refers to it.
+            Some((t, false))
+        }
+        _ => None,
+    }
+    .map(|(task, created)| TaskChange {
+        request_id: target.clone(),
+        task,
+        created,
+    });
+    d.write = Some(Write::Edit { target, meta });
     d
 }
 
@@ -362,7 +505,7 @@ fn edit(
                 ids,
             ));
         } else {
-            out.push(file(state, event, p, ids, Some(target)));
+            out.push(file_edit(state, event, p, ids, target, policy));
         }
     } else if state.held.iter().any(|h| h.event.id == target) {
         // Held with its target; when the thread names its patient the edit
@@ -393,6 +536,18 @@ fn redaction(state: &mut ThreadState, event: ChatEvent, out: &mut Vec<Decision>)
     if let Some(p) = state.filed.get(&target).cloned() {
         let mut d = Decision::new(event, Outcome::Filed, None, Vec::new());
         d.patient = Some(p);
+        // Its open Task is cancelled; nothing is deleted from the record.
+        if let Some(t) = state.tasks.get_mut(&target)
+            && t.status.is_open()
+        {
+            t.status = Status::Cancelled;
+            t.last_modified = d.event.sent_at;
+            d.task = Some(TaskChange {
+                request_id: target.clone(),
+                task: t.clone(),
+                created: false,
+            });
+        }
         d.write = Some(Write::Redact { target });
         out.push(d);
     } else if state.held.iter().any(|h| h.event.id == target) {
@@ -424,6 +579,46 @@ fn redaction(state: &mut ThreadState, event: ChatEvent, out: &mut Vec<Decision>)
             Vec::new(),
         ));
     }
+}
+
+/// A reaction moves on the open Task of the message it reacts to; otherwise
+/// it is ignored.
+fn reaction(
+    state: &mut ThreadState,
+    event: ChatEvent,
+    found: Found,
+    policy: &Policy,
+    out: &mut Vec<Decision>,
+) {
+    let target = event.target.clone().unwrap_or_default();
+    let to = event.key.as_deref().and_then(|k| policy.tasks.reaction(k));
+    if let Some(to) = to
+        && let Some(t) = state.tasks.get_mut(&target)
+        && t.status.can_move_to(to)
+    {
+        t.status = to;
+        if to != Status::Cancelled {
+            t.owner = Some(event.sender.clone());
+        }
+        t.last_modified = event.sent_at;
+        let change = TaskChange {
+            request_id: target,
+            task: t.clone(),
+            created: false,
+        };
+        let mut d = Decision::new(event, Outcome::Filed, None, found.valid);
+        d.patient = Some(change.task.patient.clone());
+        d.write = Some(Write::TaskOnly);
+        d.task = Some(change);
+        out.push(d);
+        return;
+    }
+    out.push(Decision::new(
+        event,
+        Outcome::Ignored,
+        Some(reason::REACTION),
+        found.valid,
+    ));
 }
 
 #[cfg(test)]

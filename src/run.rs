@@ -172,6 +172,14 @@ pub fn load_identify(cfg: &Config) -> anyhow::Result<Identify> {
         .map_err(|e| anyhow::anyhow!("setting `identifiers` ({}): {e}", cfg.identifiers.display()))
 }
 
+/// Load the task detection rules named by the configuration.
+pub fn load_tasks(cfg: &Config) -> anyhow::Result<crate::decide::task::TaskRules> {
+    let text = std::fs::read_to_string(&cfg.tasks)
+        .with_context(|| format!("setting `tasks`: cannot read {}", cfg.tasks.display()))?;
+    crate::decide::task::TaskRules::from_toml(&text)
+        .map_err(|e| anyhow::anyhow!("setting `tasks` ({}): {e}", cfg.tasks.display()))
+}
+
 impl Run {
     pub async fn new(cfg: Config, dry_run: bool) -> anyhow::Result<Self> {
         let stop = shutdown_watch()?;
@@ -180,6 +188,7 @@ impl Run {
             hold_window: chrono::Duration::milliseconds(
                 (cfg.hold_window_hours * 3_600_000.0) as i64,
             ),
+            tasks: Arc::new(load_tasks(&cfg)?),
         };
         let sink = cfg.sink_spec().map_err(anyhow::Error::msg)?;
         let ledger_path = cfg.ledger_path();
@@ -819,12 +828,20 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
                 .bundles += 1;
             // No server ids in a bundle file: name the resource by its identifier.
             let e = &d.event;
-            Ok(match &d.write {
-                Some(decide::Write::Redact { target }) => {
+            let mut res = match &d.write {
+                Some(decide::Write::Redact { target } | decide::Write::Edit { target, .. }) => {
                     vec![record::communication_ref(&e.platform, target)]
                 }
+                Some(decide::Write::TaskOnly) => Vec::new(),
                 _ => vec![record::communication_ref(&e.platform, &e.id)],
-            })
+            };
+            if let Some(t) = &d.task {
+                res.push(format!(
+                    "Task/{}",
+                    record::task::task_id(&e.platform, &t.request_id)
+                ));
+            }
+            Ok(res)
         }
         Output::Fhir(sink) => {
             let mut patient_ref = None;

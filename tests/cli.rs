@@ -31,35 +31,78 @@ fn fixtures_end_to_end_match_expected_decisions() {
     let bs = bundles(&out);
     let filed: HashMap<_, _> = want.iter().filter(|(_, w)| w.0 == "filed").collect();
     assert_eq!(bs.len(), filed.len(), "one bundle per filed event");
+    let kinds: HashMap<String, String> = std::fs::read_to_string(fixture("ward-chat.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["id"].as_str().unwrap().to_owned(),
+                v["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
     for b in &bs {
         assert_eq!(b["type"], "transaction");
-        let (c, id) = communication(b);
-        let req = &b["entry"][0]["request"];
+        let ev = bundle_event(b);
+        assert!(seen.insert(ev.clone()), "{ev}: two bundles");
         let patient = filed
-            .get(&id)
-            .unwrap_or_else(|| panic!("bundle for {id}, which is not expected filed"))
+            .get(&ev)
+            .unwrap_or_else(|| panic!("bundle for {ev}, which is not expected filed"))
             .2
             .clone()
             .unwrap();
-        let subject = c["subject"]["reference"].as_str().unwrap();
-        assert!(
-            subject.starts_with("Patient?identifier=") && subject.ends_with(&format!("|{patient}")),
-            "{id}: {subject}"
-        );
-        if req["method"] == "POST" {
+        let entries = b["entry"].as_array().unwrap();
+        for e in entries {
+            let r = &e["resource"];
+            let subject = match r["resourceType"].as_str().unwrap() {
+                "Communication" => r["subject"]["reference"].as_str(),
+                "Task" => r["for"]["reference"].as_str(),
+                _ => continue,
+            }
+            .unwrap();
             assert!(
-                req["ifNoneExist"].as_str().unwrap().contains(&id),
-                "conditional create on the identifier"
-            );
-        } else {
-            assert_eq!(
-                c["status"], "entered-in-error",
-                "PUT is only used for redactions"
+                subject.starts_with("Patient?identifier=")
+                    && subject.ends_with(&format!("|{patient}")),
+                "{ev}: {subject}"
             );
         }
-        let prov = &b["entry"][1]["resource"];
+        match communication(b) {
+            Some((c, id)) => {
+                let req = &entries[0]["request"];
+                if req["method"] == "POST" {
+                    assert_eq!(id, ev);
+                    assert!(
+                        req["ifNoneExist"].as_str().unwrap().contains(&id),
+                        "conditional create on the identifier"
+                    );
+                } else if kinds[&ev] == "redaction" {
+                    assert_eq!(c["status"], "entered-in-error");
+                    assert!(c.get("payload").is_none());
+                } else {
+                    // An edit replaces the edited message's Communication.
+                    assert_eq!(kinds[&ev], "edit", "{ev}");
+                    assert!(
+                        req["url"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with("Communication?identifier=")
+                    );
+                    assert_eq!(c["status"], "completed");
+                }
+            }
+            // Only a Task moves: a reaction.
+            None => assert_eq!(kinds[&ev], "reaction", "{ev}"),
+        }
+        let prov = &entries.last().unwrap()["resource"];
         assert_eq!(prov["resourceType"], "Provenance");
         assert_eq!(prov["agent"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            prov["target"].as_array().unwrap().len(),
+            entries.len() - 1,
+            "Provenance names every resource written"
+        );
     }
     // quarantine list shows every quarantined event, without text
     let q = run_ok(&[
@@ -102,7 +145,12 @@ fn replies_and_thread_members_are_linked() {
             .collect();
     let (mut part_of, mut in_response) = (0, 0);
     for b in bundles(&out) {
-        let (c, id) = communication(&b);
+        let Some((c, id)) = communication(&b) else {
+            continue;
+        };
+        if b["entry"][0]["request"]["method"] != "POST" {
+            continue; // edits and redactions replace an earlier Communication
+        }
         let e = &events[&id];
         if let Some(r) = c["inResponseTo"][0]["reference"].as_str() {
             assert!(
@@ -143,8 +191,7 @@ fn same_events_twice_write_once() {
     run_src_sink(&format!("file:{}", input.display()), &sink);
     let n1 = bundles(&out).len();
     assert!(n1 > 0);
-    let ids: std::collections::HashSet<String> =
-        bundles(&out).iter().map(|b| communication(b).1).collect();
+    let ids: std::collections::HashSet<String> = bundles(&out).iter().map(bundle_event).collect();
     assert_eq!(ids.len(), n1, "no event written twice within a run");
     run_src_sink(&format!("file:{}", input.display()), &sink);
     assert_eq!(bundles(&out).len(), n1, "a replay writes nothing new");
@@ -201,7 +248,7 @@ fn late_identification_in_a_later_run_files_held_messages() {
         );
     }
     run_src_sink(&format!("file:{}", fb.display()), &sink);
-    let ids: Vec<String> = bundles(&out).iter().map(|b| communication(b).1).collect();
+    let ids: Vec<String> = bundles(&out).iter().map(bundle_event).collect();
     assert_eq!(
         ids,
         ["$h1", "$h2", "$h3"],

@@ -290,3 +290,47 @@ impl TaskRules {
 
 #[cfg(test)]
 mod tests;
+
+/// A Task the bridge keeps for a request message (in the thread state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskState {
+    pub patient: crate::identify::Identifier,
+    pub priority: Priority,
+    pub status: Status,
+    /// Chat user id of the requester (the request's sender).
+    pub requester: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_name: Option<String>,
+    /// Chat user id of the owner: mentioned in the request, or who took it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub authored_on: chrono::DateTime<chrono::FixedOffset>,
+    pub last_modified: chrono::DateTime<chrono::FixedOffset>,
+}
+
+/// A Task written by a decision: created, or moved on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskChange {
+    /// Event id of the request message the Task belongs to.
+    pub request_id: String,
+    pub task: TaskState,
+    /// Created by this decision (its Communication is in the same Bundle).
+    pub created: bool,
+}
+
+impl Status {
+    /// Order of progress: a Task never moves back.
+    fn rank(self) -> u8 {
+        match self {
+            Status::Requested => 0,
+            Status::Accepted => 1,
+            Status::InProgress => 2,
+            Status::Completed | Status::Cancelled => 3,
+        }
+    }
+
+    /// May an open Task at `self` move to `to`?
+    pub fn can_move_to(self, to: Status) -> bool {
+        self.is_open() && to.rank() > self.rank()
+    }
+}

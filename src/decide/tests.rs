@@ -105,7 +105,6 @@ fn rule2_message_without_identifier_inherits_single_thread_patient() {
         Some(Write::Communication {
             part_of: Some("$1".into()),
             in_response_to: None,
-            about: None
         })
     );
 }
@@ -326,7 +325,7 @@ fn held_edit_is_filed_after_its_message() {
     let d = t.put(ev("$3", Some("$1"), &format!("pt {A}")));
     let order: Vec<_> = d.iter().map(|d| d.event.id.as_str()).collect();
     assert_eq!(order, ["$1", "$2", "$3"]);
-    assert!(matches!(&d[1].write, Some(Write::Communication { about: Some(x), .. }) if x == "$1"));
+    assert!(matches!(&d[1].write, Some(Write::Edit { target, .. }) if target == "$1"));
 }
 
 #[test]

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Identifier;
+use crate::decide::task::TaskState;
 use crate::event::ChatEvent;
 
 /// The state of one thread.
@@ -23,9 +24,26 @@ pub struct ThreadState {
     /// Filed messages of the thread: event id → patient (for replies, edits, redactions).
     #[serde(default)]
     pub filed: BTreeMap<String, Identifier>,
+    /// Tasks of the thread, by the event id of their request message.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<String, TaskState>,
+    /// What an edit needs of the message it replaces: event id → time and links.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, FiledMeta>,
     /// Events waiting for the thread to name its patient (not serialised with the state).
     #[serde(skip)]
     pub held: Vec<Held>,
+}
+
+/// Time and thread links of a filed message (no content), so that an edit can
+/// replace its Communication whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiledMeta {
+    pub sent: DateTime<FixedOffset>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_response_to: Option<String>,
 }
 
 /// A held event and when its content must be deleted.
@@ -40,6 +58,8 @@ impl ThreadState {
     /// unknown to the EPR), so nothing later links to a resource that does not exist.
     pub fn unfile(&mut self, event_id: &str) {
         self.filed.remove(event_id);
+        self.meta.remove(event_id);
+        self.tasks.remove(event_id);
         if self.first_filed.as_deref() == Some(event_id) {
             self.first_filed = None;
         }

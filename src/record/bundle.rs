@@ -4,7 +4,8 @@ use fhir_sdk::r4b::codes::{BundleType, HTTPVerb};
 use fhir_sdk::r4b::resources::{Bundle, BundleEntry, BundleEntryRequest, Resource};
 
 use super::communication::{Links, communication, redacted};
-use super::provenance::{CREATE, NULLIFY, provenance};
+use super::provenance::{CREATE, NULLIFY, UPDATE, provenance};
+use super::task::task;
 use super::{RecordCtx, communication_criterion, communication_ref, instant, urn_uuid};
 use crate::decide::{Decision, Outcome, Write};
 
@@ -31,24 +32,47 @@ fn entry(
 }
 
 /// The transaction Bundle for a decision, or `None` when nothing is written.
-pub fn bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
+///
+/// * message: `POST Communication` (conditional on its identifier), the Task it
+///   creates or moves on (`PUT Task/<id>`), a Provenance (CREATE);
+/// * edit: `PUT Communication?identifier=…` with the edited content (a new
+///   version of the same Communication), its Task if re-evaluated, Provenance (UPDATE);
+/// * redaction: `PUT Communication?identifier=…` entered-in-error without
+///   payload, its open Task cancelled, Provenance (NULLIFY);
+/// * reaction moving a Task: `PUT Task/<id>`, Provenance (UPDATE).
+///
+/// Returned as JSON: fhir-sdk's R4B `TaskIntent` knows only `unknown`, while
+/// R4's Task.intent is `order` for a request; the JSON is the R4 wire form.
+pub fn bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<serde_json::Value> {
+    let mut v = serde_json::to_value(typed_bundle(d, ctx)?).ok()?;
+    for e in v["entry"].as_array_mut().into_iter().flatten() {
+        if e["resource"]["resourceType"] == "Task" {
+            e["resource"]["intent"] = "order".into();
+        }
+    }
+    Some(v)
+}
+
+fn typed_bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
     if d.outcome != Outcome::Filed {
         return None;
     }
     let patient = d.patient.as_ref()?;
     let write = d.write.as_ref()?;
     let e = &d.event;
-    let mut entries = Vec::with_capacity(2);
-    match write {
+    let mut entries = Vec::with_capacity(3);
+    let mut targets = Vec::with_capacity(2);
+    let mut focus = None;
+    let activity = match write {
         Write::Communication {
             part_of,
             in_response_to,
-            about,
         } => {
             let links = Links {
+                id: &e.id,
+                sent: e.sent_at,
                 part_of: part_of.as_deref(),
                 in_response_to: in_response_to.as_deref(),
-                about: about.as_deref(),
             };
             let c = communication(d, patient, &links, ctx);
             let full = urn_uuid(&e.event_key());
@@ -60,9 +84,30 @@ pub fn bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
                 "Communication".into(),
                 Some(cond),
             )));
-            let p = provenance(d, &full, CREATE, ctx);
-            let url = format!("Provenance/{}", p.id.as_deref().unwrap_or_default());
-            entries.push(Some(entry(None, p.into(), HTTPVerb::Put, url, None)));
+            if d.task.as_ref().is_some_and(|t| t.created) {
+                focus = Some(full.clone());
+            }
+            targets.push(full);
+            CREATE
+        }
+        Write::Edit { target, meta } => {
+            let links = Links {
+                id: target,
+                sent: meta.sent,
+                part_of: meta.part_of.as_deref(),
+                in_response_to: meta.in_response_to.as_deref(),
+            };
+            let c = communication(d, patient, &links, ctx);
+            let url = communication_ref(&e.platform, target);
+            entries.push(Some(entry(
+                None,
+                c.into(),
+                HTTPVerb::Put,
+                url.clone(),
+                None,
+            )));
+            targets.push(url);
+            UPDATE
         }
         Write::Redact { target } => {
             let c = redacted(d, target, patient, ctx);
@@ -74,11 +119,29 @@ pub fn bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
                 url.clone(),
                 None,
             )));
-            let p = provenance(d, &url, NULLIFY, ctx);
-            let purl = format!("Provenance/{}", p.id.as_deref().unwrap_or_default());
-            entries.push(Some(entry(None, p.into(), HTTPVerb::Put, purl, None)));
+            targets.push(url);
+            NULLIFY
         }
+        Write::TaskOnly => UPDATE,
+    };
+    if let Some(change) = &d.task {
+        let t = task(&e.platform, change, focus.as_deref(), ctx);
+        let url = format!("Task/{}", t.id.as_deref().unwrap_or_default());
+        entries.push(Some(entry(
+            None,
+            t.into(),
+            HTTPVerb::Put,
+            url.clone(),
+            None,
+        )));
+        targets.push(url);
     }
+    if targets.is_empty() {
+        return None;
+    }
+    let p = provenance(d, &targets, activity, ctx);
+    let purl = format!("Provenance/{}", p.id.as_deref().unwrap_or_default());
+    entries.push(Some(entry(None, p.into(), HTTPVerb::Put, purl, None)));
     let mut b = Bundle::builder()
         .r#type(BundleType::Transaction)
         .entry(entries)

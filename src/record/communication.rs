@@ -11,11 +11,13 @@ use super::{
 use crate::decide::Decision;
 use crate::identify::Identifier;
 
-/// Links of a Communication into its thread.
+/// Which Communication and its links into the thread. For an edit, `id` and
+/// `sent` are those of the edited message.
 pub struct Links<'a> {
+    pub id: &'a str,
+    pub sent: chrono::DateTime<chrono::FixedOffset>,
     pub part_of: Option<&'a str>,
     pub in_response_to: Option<&'a str>,
-    pub about: Option<&'a str>,
 }
 
 fn subject(ctx: &RecordCtx<'_>, p: &Identifier) -> fhir_sdk::r4b::types::Reference {
@@ -25,7 +27,7 @@ fn subject(ctx: &RecordCtx<'_>, p: &Identifier) -> fhir_sdk::r4b::types::Referen
     }
 }
 
-/// The Communication of a filed message or edit.
+/// The Communication of a filed message, or its replacement after an edit.
 pub fn communication(
     d: &Decision,
     patient: &Identifier,
@@ -67,11 +69,11 @@ pub fn communication(
     let mut c = Communication::builder()
         .identifier(vec![Some(identifier(
             URI_SYSTEM,
-            &chat_urn(platform, &e.id),
+            &chat_urn(platform, links.id),
         ))])
         .status(EventStatus::Completed)
         .subject(subject(ctx, patient))
-        .sent(date_time(e.sent_at))
+        .sent(date_time(links.sent))
         .sender(logical_ref(
             "Practitioner",
             &users,
@@ -87,9 +89,6 @@ pub fn communication(
     }
     if let Some(r) = links.in_response_to {
         c.in_response_to = vec![Some(reference(communication_ref(platform, r)))];
-    }
-    if let Some(a) = links.about {
-        c.about = vec![Some(reference(communication_ref(platform, a)))];
     }
     c
 }

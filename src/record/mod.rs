@@ -1,10 +1,11 @@
-//! FHIR R4 resources for decided events (pure): Communication + Provenance in
-//! one transaction Bundle per filed decision. Built with fhir-sdk's R4B models,
+//! FHIR R4 resources for decided events (pure): Communication, Task and
+//! Provenance in one transaction Bundle per filed decision. Built with fhir-sdk's R4B models,
 //! which serialise to JSON an R4 server accepts for these resources.
 
 pub mod bundle;
 pub mod communication;
 pub mod provenance;
+pub mod task;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use fhir_sdk::r4b::types::{Identifier as FhirIdentifier, Reference};

@@ -14,9 +14,15 @@ use crate::decide::Decision;
 /// Data operation codes (v3-DataOperation).
 pub const CREATE: &str = "CREATE";
 pub const NULLIFY: &str = "NULLIFY";
+pub const UPDATE: &str = "UPDATE";
 
-/// The Provenance of `d`'s write to `target` (a bundle-internal or conditional reference).
-pub fn provenance(d: &Decision, target: &str, activity: &str, ctx: &RecordCtx<'_>) -> Provenance {
+/// The Provenance of `d`'s writes to `targets` (bundle-internal, conditional or literal references).
+pub fn provenance(
+    d: &Decision,
+    targets: &[String],
+    activity: &str,
+    ctx: &RecordCtx<'_>,
+) -> Provenance {
     let e = &d.event;
     let device = ProvenanceAgent::builder()
         .r#type(concept(
@@ -54,7 +60,12 @@ pub fn provenance(d: &Decision, target: &str, activity: &str, ctx: &RecordCtx<'_
         .build()
         .expect("role and what set");
     let mut p = Provenance::builder()
-        .target(vec![Some(reference(target))])
+        .target(
+            targets
+                .iter()
+                .map(|t| Some(reference(t.as_str())))
+                .collect(),
+        )
         .recorded(instant(ctx.now))
         .agent(vec![Some(device), Some(author)])
         .entity(vec![Some(entity)])

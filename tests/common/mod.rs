@@ -117,12 +117,31 @@ pub fn bundles(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The Communication of a bundle (first entry) and its chat event id.
-pub fn communication(b: &serde_json::Value) -> (&serde_json::Value, String) {
-    let c = &b["entry"][0]["resource"];
-    assert_eq!(c["resourceType"], "Communication");
+/// The Communication of a bundle, if it has one, and the chat event id its
+/// identifier names (for an edit or a redaction: the edited message).
+pub fn communication(b: &serde_json::Value) -> Option<(&serde_json::Value, String)> {
+    let c = b["entry"]
+        .as_array()?
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "Communication")?;
     let urn = c["identifier"][0]["value"].as_str().unwrap();
-    (c, urn.rsplit(':').next().unwrap().to_owned())
+    Some((c, urn.rsplit(':').next().unwrap().to_owned()))
+}
+
+/// The chat event a bundle was written for (its Provenance's source entity).
+pub fn bundle_event(b: &serde_json::Value) -> String {
+    let prov = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "Provenance")
+        .expect("every bundle has a Provenance");
+    let urn = prov["entity"][0]["what"]["identifier"]["value"]
+        .as_str()
+        .unwrap();
+    urn.rsplit(':').next().unwrap().to_owned()
 }
 
 /// Wait for a child, sampling its peak RSS (VmHWM, kB) from /proc until it exits.
