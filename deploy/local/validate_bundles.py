@@ -28,7 +28,7 @@ On top of the schema, checks that the schema does not express for our usage
   * Communication: status present and an R4 EventStatus code; subject, when
     present, has a reference; each payload has exactly one content[x];
   * Provenance: target, recorded and agent present (and agent.who);
-  * Task: status and intent present.
+  * Task: status and intent present and R4 codes; priority an R4 RequestPriority code.
 
 Extra, optional check: fhir.resources. Its 7.x releases model FHIR R5 by default
 and R4B under ``fhir.resources.R4B``; they have no R4 models. R4B is close to R4
@@ -312,10 +312,24 @@ def check_provenance(r: dict, base: str, rep: Report) -> None:
                 rep.err("r4", f"{base}.agent[{i}].who", "Provenance.agent.who is required (1..1)")
 
 
+# R4 required bindings of Task (the JSON schema types them as plain `code`).
+R4_TASK_STATUS = ("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
+                  "in-progress", "on-hold", "failed", "completed", "entered-in-error")
+R4_TASK_INTENT = ("unknown", "proposal", "plan", "order", "original-order", "reflex-order",
+                  "filler-order", "instance-order", "option")
+R4_REQUEST_PRIORITY = ("routine", "urgent", "asap", "stat")
+
+
 def check_task(r: dict, base: str, rep: Report) -> None:
-    for field in ("status", "intent"):
-        if not r.get(field):
+    for field, codes in (("status", R4_TASK_STATUS), ("intent", R4_TASK_INTENT)):
+        v = r.get(field)
+        if not v:
             rep.err("r4", f"{base}.{field}", f"Task.{field} is required (1..1)")
+        elif v not in codes:
+            rep.err("r4", f"{base}.{field}", f"{v!r} is not an R4 Task.{field} code (required binding)")
+    p = r.get("priority")
+    if p is not None and p not in R4_REQUEST_PRIORITY:
+        rep.err("r4", f"{base}.priority", f"{p!r} is not an R4 RequestPriority code (required binding)")
 
 
 RESOURCE_RULES = {
