@@ -338,3 +338,193 @@ fn decision_line_matches_architecture_section_6() {
         r#"{"event_id":"$ev1","outcome":"filed","patient":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"},"identifiers":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"task":null,"reason":null}"#
     );
 }
+
+/// An event with a sender, a reply target and mentions, for task tests.
+fn said(id: &str, who: &str, reply_to: Option<&str>, text: &str, mentions: &[&str]) -> ChatEvent {
+    let mut v = serde_json::json!({"id": id, "room": "!r", "thread": "$1", "sender": who,
+        "sent_at": "2026-11-21T10:00:00Z", "text": text, "mentions": mentions});
+    if id == "$1" {
+        v.as_object_mut().unwrap().remove("thread");
+    }
+    if let Some(r) = reply_to {
+        v["reply_to"] = r.into();
+    }
+    parse_event(&v.to_string(), "chat").unwrap()
+}
+
+fn task_of(d: &[Decision]) -> (String, task::Status, task::Priority, Option<String>) {
+    let c = d.last().unwrap().task.as_ref().expect("a task change");
+    (
+        c.request_id.clone(),
+        c.task.status,
+        c.task.priority,
+        c.task.owner.clone(),
+    )
+}
+
+#[test]
+fn tasks_request_then_on_it_then_done() {
+    use task::{Priority, Status};
+    let mut t = Thread::new();
+    let d = t.put(said(
+        "$1",
+        "@ward",
+        None,
+        &format!("pt {A}: can someone take bloods urgently"),
+        &[],
+    ));
+    assert_eq!(
+        task_of(&d),
+        ("$1".into(), Status::Requested, Priority::Urgent, None)
+    );
+    assert!(d[0].task.as_ref().unwrap().created);
+    let line = serde_json::to_value(d[0].line()).unwrap();
+    assert_eq!(
+        line["task"],
+        serde_json::json!({"priority": "urgent", "status": "requested"})
+    );
+    let d = t.put(said("$2", "@hana", Some("$1"), "on it", &[]));
+    assert_eq!(
+        task_of(&d),
+        (
+            "$1".into(),
+            Status::InProgress,
+            Priority::Urgent,
+            Some("@hana".into())
+        )
+    );
+    assert!(
+        !d[0].task.as_ref().unwrap().created,
+        "the same Task moves on"
+    );
+    let d = t.put(said("$3", "@hana", None, "done, 3 bottles sent", &[]));
+    assert_eq!(
+        task_of(&d),
+        (
+            "$1".into(),
+            Status::Completed,
+            Priority::Urgent,
+            Some("@hana".into())
+        )
+    );
+    // Closed: nothing moves it back, and a plain update makes no Task.
+    let d = t.put(said("$4", "@ward", None, "will do", &[]));
+    assert!(d[0].task.is_none());
+    assert_eq!(t.state.tasks.len(), 1);
+}
+
+#[test]
+fn tasks_owner_is_the_person_mentioned() {
+    let mut t = Thread::new();
+    let d = t.put(said(
+        "$1",
+        "@ward",
+        None,
+        &format!("{A} @bilal please prescribe his TTOs"),
+        &["@bilal"],
+    ));
+    assert_eq!(task_of(&d).3.as_deref(), Some("@bilal"));
+    assert_eq!(d[0].task.as_ref().unwrap().task.requester, "@ward");
+}
+
+#[test]
+fn tasks_are_answered_by_reply_or_as_the_threads_only_open_task() {
+    use task::Status;
+    let mut t = Thread::new();
+    t.put(said(
+        "$1",
+        "@a",
+        None,
+        &format!("{A} please repeat the gas"),
+        &[],
+    ));
+    t.put(said(
+        "$2",
+        "@a",
+        None,
+        "and could someone chase the CXR",
+        &[],
+    ));
+    // Two open Tasks: an unaddressed "done" cannot say which one.
+    let d = t.put(said("$3", "@b", None, "done", &[]));
+    assert!(d[0].task.is_none());
+    let d = t.put(said("$4", "@b", Some("$2"), "done", &[]));
+    assert_eq!(task_of(&d).0, "$2");
+    assert_eq!(task_of(&d).1, Status::Completed);
+    // Now one open Task remains: "on it" moves it without a reply.
+    let d = t.put(said("$5", "@c", None, "on it", &[]));
+    assert_eq!(
+        (task_of(&d).0.as_str(), task_of(&d).1),
+        ("$1", Status::InProgress)
+    );
+}
+
+#[test]
+fn tasks_reaction_moves_the_task_of_its_target() {
+    use task::Status;
+    let mut t = Thread::new();
+    t.put(said(
+        "$1",
+        "@a",
+        None,
+        &format!("{A} please repeat the gas"),
+        &[],
+    ));
+    let d = t.put(act("reaction", "$2", "$1", "$1", ""));
+    assert_eq!(d[0].outcome, Outcome::Filed);
+    assert_eq!(d[0].write, Some(Write::TaskOnly));
+    assert_eq!(task_of(&d).1, Status::Completed, "✅ completes");
+    // A reaction on a message without a Task is ignored.
+    t.put(said("$3", "@a", None, "obs stable", &[]));
+    let d = t.put(act("reaction", "$4", "$1", "$3", ""));
+    assert_eq!(
+        (d[0].outcome, d[0].reason.as_deref()),
+        (Outcome::Ignored, Some(reason::REACTION))
+    );
+}
+
+#[test]
+fn tasks_edit_re_evaluates_and_redaction_cancels() {
+    use task::{Priority, Status};
+    let mut t = Thread::new();
+    t.put(said(
+        "$1",
+        "@a",
+        None,
+        &format!("{A} please repeat the gas"),
+        &[],
+    ));
+    let d = t.put(act(
+        "edit",
+        "$2",
+        "$1",
+        "$1",
+        &format!("{A} please repeat the gas urgently"),
+    ));
+    assert!(matches!(&d[0].write, Some(Write::Edit { target, .. }) if target == "$1"));
+    assert_eq!(
+        (task_of(&d).0.as_str(), task_of(&d).2),
+        ("$1", Priority::Urgent)
+    );
+    let d = t.put(act(
+        "edit",
+        "$3",
+        "$1",
+        "$1",
+        &format!("{A} gas repeated, fine"),
+    ));
+    assert_eq!(task_of(&d).1, Status::Cancelled, "no longer a request");
+    // An edit that turns information into a request creates the Task of that message.
+    t.put(said("$4", "@a", None, "obs stable", &[]));
+    let d = t.put(act(
+        "edit",
+        "$5",
+        "$1",
+        "$4",
+        "obs stable, please recheck at 4pm",
+    ));
+    assert_eq!(task_of(&d).0, "$4");
+    let d = t.put(act("redaction", "$6", "$1", "$4", ""));
+    assert!(matches!(&d[0].write, Some(Write::Redact { .. })));
+    assert_eq!(task_of(&d).1, Status::Cancelled);
+}
