@@ -194,9 +194,40 @@ async fn fixture_chat_via_rabbitmq_is_filed_the_queue_drains_and_each_decision_h
             );
         }
         if v["outcome"] == "filed" {
-            let res = v["resources"][0].as_str().unwrap();
-            assert!(res.starts_with("Communication?identifier="), "{res}");
+            let res: Vec<&str> = v["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            assert!(!res.is_empty(), "a filed event names what it wrote");
+            for r in &res {
+                assert!(
+                    r.starts_with("Communication?identifier=") || r.starts_with("Task/rbt-"),
+                    "{r}"
+                );
+            }
             assert!(v["patient"]["value"].is_string());
+        }
+    }
+    // Events whose decision line has a Task name it among their resources.
+    let task_events: HashSet<String> = String::from_utf8_lossy(&dry.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| !v["task"].is_null())
+        .map(|v| v["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(task_events.len() > 20, "fixture requests became Tasks");
+    for v in &events {
+        if task_events.contains(v["event_id"].as_str().unwrap()) && v["outcome"] == "filed" {
+            assert!(
+                v["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r.as_str().unwrap().starts_with("Task/")),
+                "{v}"
+            );
         }
     }
     r.cleanup().await;
