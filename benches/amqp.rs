@@ -29,14 +29,14 @@ use lapin::options::BasicPublishOptions;
 fn event(i: usize, tag: &str, patients: &[serde_json::Value]) -> Vec<u8> {
     let t = i / 8;
     let p = patients[t % patients.len()]["nhs_number"].as_str().unwrap();
-    let text = if i % 8 == 0 {
+    let text = if i.is_multiple_of(8) {
         format!("Handover: NHS {p}, stable overnight")
     } else {
         format!("update {i}: obs fine")
     };
     let mut v = serde_json::json!({"id": format!("${tag}{i}"), "platform": "bench",
         "room": format!("!r{}", t % 7), "sender": "@nurse", "sent_at": "2026-11-21T08:00:00Z", "text": text});
-    if i % 8 != 0 {
+    if !i.is_multiple_of(8) {
         v["thread"] = format!("${tag}{}", t * 8).into();
         v["reply_to"] = format!("${tag}{}", i - 1).into();
     }
@@ -172,15 +172,17 @@ async fn main() {
     }
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let a = arrivals.lock().unwrap();
-        if (0..steady).all(|i| a.contains_key(&format!("$s{i}"))) || Instant::now() > deadline {
+        let done = {
+            let a = arrivals.lock().unwrap();
+            (0..steady).all(|i| a.contains_key(&format!("$s{i}")))
+        };
+        if done || Instant::now() > deadline {
             break;
         }
-        drop(a);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let a = arrivals.lock().unwrap();
-    let s = sent.lock().unwrap();
+    let a = arrivals.lock().unwrap().clone();
+    let s = sent.lock().unwrap().clone();
     let mut lat: Vec<f64> = s
         .iter()
         .filter_map(|(id, t0)| {
@@ -197,7 +199,6 @@ async fn main() {
         lat.last().copied().unwrap_or(f64::NAN),
         lat.len()
     );
-    drop((a, s));
     let peak_all = vm_hwm_kb(pid);
     let o = common::amqp::stop(bridge);
     assert!(o.status.success(), "bridge exit {:?}", o.status);

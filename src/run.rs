@@ -324,17 +324,16 @@ impl Run {
                             .await
                             .map(|p| (p, true)),
                     };
+                    // `go_on == false`: stopping with the sink unreachable; leave the
+                    // rest queued (unacknowledged, so the broker redelivers it).
+                    let done = match done {
+                        Ok((pending, go_on)) => publish_outcomes(&sh, pending)
+                            .await
+                            .map(|published| published && go_on),
+                        Err(e) => Err(e),
+                    };
                     let stop = match done {
-                        // `false`: stopping with the sink unreachable; leave the rest queued
-                        // (unacknowledged, so the broker redelivers it).
-                        Ok((pending, go_on)) => match publish_outcomes(&sh, pending).await {
-                            Ok(published) => !(published && go_on),
-                            Err(e) => Err(e).map_err(|e| {
-                                wrx.close();
-                                sh.failed.send_replace(true);
-                                e
-                            })?,
-                        },
+                        Ok(go_on) => !go_on,
                         Err(e) => {
                             // Stop taking work; what is uncommitted is redone
                             // (next run, or redelivered by the broker).
@@ -390,7 +389,7 @@ impl Run {
             };
             let idx = worker_of(&key, senders.len());
             if senders[idx]
-                .send(Work::Event(Box::new(ev), key, msg))
+                .send(Work::Event(Box::new(ev), key, msg.map(Box::new)))
                 .await
                 .is_err()
             {
@@ -663,7 +662,7 @@ async fn process(
     sh: &Shared,
     ev: ChatEvent,
     key: &str,
-    msg: Option<AmqpMsg>,
+    msg: Option<Box<AmqpMsg>>,
 ) -> anyhow::Result<(Vec<Pending>, bool)> {
     let Some(b) = &sh.broker else {
         return one(sh, ev, key).await.map(|p| (p, true));
@@ -943,6 +942,6 @@ async fn expire_thread(sh: &Shared, key: &str, now: DateTime<Utc>) -> anyhow::Re
 
 /// A unit of work for the worker that owns a thread.
 enum Work {
-    Event(Box<ChatEvent>, String, Option<AmqpMsg>),
+    Event(Box<ChatEvent>, String, Option<Box<AmqpMsg>>),
     Expire(String),
 }

@@ -315,7 +315,7 @@ async fn malformed_deliveries_are_dead_lettered_with_a_reason_header_while_the_r
         assert!(!why.is_empty());
         // The original body goes to the dead-letter queue unchanged.
         assert!(
-            bodies.iter().any(|b| *b == d.body),
+            bodies.contains(&d.body),
             "dead letter body differs from what was published"
         );
     }

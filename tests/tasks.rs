@@ -112,6 +112,8 @@ async fn request_on_it_done_is_one_task_completed_by_the_replier_in_three_versio
     let t = &all[0];
     assert_eq!(t["status"], "completed");
     assert_eq!(t["intent"], "order");
+    assert_eq!(t["identifier"][0]["value"], "urn:chat:matrix:$r1#task");
+    assert!(t["description"].is_string());
     assert_eq!(t["priority"], "urgent");
     assert_eq!(
         t["owner"]["identifier"]["value"], "@fy1",
@@ -128,6 +130,7 @@ async fn request_on_it_done_is_one_task_completed_by_the_replier_in_three_versio
     let focus = t["focus"]["reference"].as_str().unwrap();
     let c = get(&format!("{}/{focus}", h.base)).await;
     assert_eq!(c["identifier"][0]["value"], "urn:chat:matrix:$r1");
+    assert_eq!(c["priority"], "urgent", "the request carries its priority");
     let id = format!("Task/{}", t["id"].as_str().unwrap());
     let versions = history(&h, &id).await;
     let statuses: Vec<&str> = versions
@@ -201,7 +204,7 @@ async fn edit_updates_the_communication_and_its_task_and_redaction_cancels_witho
     assert_eq!(v[1]["payload"][0]["contentString"], before.as_str());
     assert_eq!(v[0]["sent"], v[1]["sent"], "the message keeps its time");
     // ... and its Task is re-evaluated: now urgent, still the same Task.
-    let t1 = h.all("Task?identifier=urn:chat:matrix:$e1").await;
+    let t1 = h.all("Task?identifier=urn:chat:matrix:$e1%23task").await;
     assert_eq!(t1.len(), 1);
     assert_eq!(t1[0]["priority"], "urgent");
     assert_eq!(t1[0]["status"], "requested");
@@ -219,7 +222,7 @@ async fn edit_updates_the_communication_and_its_task_and_redaction_cancels_witho
             .unwrap()
             .contains("ECG")
     );
-    let t3 = h.all("Task?identifier=urn:chat:matrix:$e3").await;
+    let t3 = h.all("Task?identifier=urn:chat:matrix:$e3%23task").await;
     assert_eq!(t3.len(), 1);
     assert_eq!(t3[0]["status"], "cancelled");
     let t3id = format!("Task/{}", t3[0]["id"].as_str().unwrap());

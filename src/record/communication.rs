@@ -84,6 +84,10 @@ pub fn communication(
         .payload(payload)
         .build()
         .expect("status set");
+    // A request carries its priority (ARCHITECTURE §5).
+    if let Some(t) = d.task.as_ref().filter(|t| t.request_id == links.id) {
+        c.priority = Some(super::task::priority(t.task.priority));
+    }
     if let Some(p) = links.part_of {
         c.part_of = vec![Some(reference(communication_ref(platform, p)))];
     }

@@ -33,7 +33,7 @@ fn status(s: Status) -> TaskStatus {
     }
 }
 
-fn priority(p: Priority) -> RequestPriority {
+pub(crate) fn priority(p: Priority) -> RequestPriority {
     match p {
         Priority::Routine => RequestPriority::Routine,
         Priority::Urgent => RequestPriority::Urgent,
@@ -60,8 +60,11 @@ pub fn task(platform: &str, c: &TaskChange, focus: Option<&str>, ctx: &RecordCtx
     task.id = Some(task_id(platform, &c.request_id));
     task.identifier = vec![Some(identifier(
         URI_SYSTEM,
-        &chat_urn(platform, &c.request_id),
+        &format!("{}#task", chat_urn(platform, &c.request_id)),
     ))];
+    // No message text: the ledger keeps none, and every change restates the
+    // whole Task. The request itself is the focus Communication.
+    task.description = Some("Request made in team chat; the request message is the focus".into());
     task.priority = Some(priority(t.priority));
     task.focus = Some(reference(focus));
     task.r#for = Some(reference(subject));
