@@ -230,3 +230,14 @@ fn a_trusts_own_words_need_no_rebuild() {
     );
     assert!(TaskRules::from_toml("[request]\nverbs = []\n").is_err());
 }
+
+proptest::proptest! {
+    /// Any text, any reaction key: classification never panics.
+    #[test]
+    fn any_text_is_classified_without_panicking(s in "\\PC{0,200}", k in "\\PC{0,8}") {
+        let r = rules();
+        let _ = r.request(&s);
+        let _ = r.lifecycle(&s);
+        let _ = r.reaction(&k);
+    }
+}
