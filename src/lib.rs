@@ -11,6 +11,7 @@ pub mod identify;
 pub mod ledger;
 pub mod ops;
 pub mod record;
+pub mod report;
 pub mod run;
 pub mod sink;
 pub mod source;
