@@ -28,6 +28,27 @@ enum Command {
     Quarantine(QuarantineCmd),
     /// Validate the configuration and print it (secrets are never printed: only their source).
     Check,
+    /// Record completeness over a period, by room and by day (never any message text).
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Ledger file.
+    #[arg(long)]
+    ledger: Option<PathBuf>,
+    /// Events sent at or after this time (RFC 3339, or YYYY-MM-DD for midnight UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Events sent before this time (RFC 3339, or YYYY-MM-DD).
+    #[arg(long)]
+    until: Option<String>,
+    /// html (self-contained page with charts), json or csv.
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -77,6 +98,10 @@ async fn main() -> ExitCode {
             ..Config::default()
         },
         Command::Check => Config::default(),
+        Command::Report(a) => Config {
+            ledger: a.ledger.clone(),
+            ..Config::default()
+        },
     };
     let cfg = match Config::load(cli.config.as_deref(), &overrides) {
         Ok(c) => c,
@@ -94,6 +119,7 @@ async fn main() -> ExitCode {
         Command::Quarantine(QuarantineCmd::List { status, json, .. }) => {
             quarantine_list(&cfg, status.as_deref(), json).await
         }
+        Command::Report(a) => report(&cfg, &a).await,
         Command::Check => {
             let mut shown = cfg.clone();
             shown.source = shown
@@ -144,5 +170,51 @@ async fn quarantine_list(cfg: &Config, status: Option<&str>, json: bool) -> anyh
         println!("{} item(s)", items.len());
     }
     ledger.close().await;
+    Ok(())
+}
+
+fn parse_time(name: &str, s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        .map_err(|_| anyhow::anyhow!("--{name}: `{s}` is neither RFC 3339 nor YYYY-MM-DD"))
+}
+
+async fn report(cfg: &Config, a: &ReportArgs) -> anyhow::Result<()> {
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| parse_time("since", s))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| parse_time("until", s))
+        .transpose()?;
+    if !matches!(a.format.as_str(), "html" | "json" | "csv") {
+        anyhow::bail!("--format: `{}` is not one of html, json, csv", a.format);
+    }
+    let path = cfg.ledger_path();
+    if !path.exists() {
+        anyhow::bail!("no ledger at {} (use --ledger PATH)", path.display());
+    }
+    let ledger = Ledger::open(&path).await?;
+    let rows = ledger.report_rows(since, until).await?;
+    let rejects = ledger.reject_times(since, until).await?;
+    ledger.close().await;
+    let r = recordbridge::report::build(&rows, &rejects, since, until, chrono::Utc::now());
+    let text = match a.format.as_str() {
+        "html" => recordbridge::report::html::render(&r),
+        "csv" => recordbridge::report::csv(&r),
+        _ => serde_json::to_string_pretty(&r)? + "\n",
+    };
+    match &a.out {
+        Some(p) => {
+            std::fs::write(p, text).map_err(|e| anyhow::anyhow!("--out {}: {e}", p.display()))?
+        }
+        None => print!("{text}"),
+    }
     Ok(())
 }

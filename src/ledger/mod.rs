@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS events (
     patient_system TEXT,
     patient_value TEXT,
     decided_at TEXT NOT NULL,
+    room TEXT,
+    sent_at TEXT,
     PRIMARY KEY (platform, id)
 );
 CREATE TABLE IF NOT EXISTS threads (
@@ -76,6 +78,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_event ON outbox (platform, event_id);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    qid INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    detail TEXT,
+    at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rejects (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL,
@@ -153,6 +163,17 @@ impl Ledger {
             .execute(&pool)
             .await
             .context("creating ledger schema")?;
+        // Ledgers made before the report existed lack these columns.
+        for alter in [
+            "ALTER TABLE events ADD COLUMN room TEXT",
+            "ALTER TABLE events ADD COLUMN sent_at TEXT",
+        ] {
+            if let Err(e) = sqlx::query(alter).execute(&pool).await
+                && !e.to_string().contains("duplicate column")
+            {
+                return Err(e).context("upgrading ledger schema");
+            }
+        }
         Ok(Self { pool })
     }
 
@@ -356,6 +377,63 @@ impl Ledger {
             .collect())
     }
 
+    /// Final decision of every event sent in `[since, until)` (report input; no content).
+    pub async fn report_rows(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Vec<crate::report::EventRow>> {
+        let rows = sqlx::query(
+            "SELECT e.platform, e.id, COALESCE(e.room, ''), e.outcome, e.reason, e.sent_at, e.decided_at, \
+             (SELECT MIN(q.created_at) FROM quarantine q WHERE q.platform = e.platform AND q.id = e.id AND q.status = 'open') \
+             FROM events e WHERE (?1 IS NULL OR e.sent_at >= ?1) AND (?2 IS NULL OR e.sent_at < ?2) ORDER BY e.sent_at, e.id",
+        )
+        .bind(since.map(ts))
+        .bind(until.map(ts))
+        .fetch_all(&self.pool)
+        .await?;
+        let parse = |s: Option<String>| {
+            s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| crate::report::EventRow {
+                platform: r.get(0),
+                event_id: r.get(1),
+                room: r.get(2),
+                outcome: r.get(3),
+                reason: r.get(4),
+                sent_at: parse(r.get(5)),
+                decided_at: parse(Some(r.get(6))),
+                quarantined_at: parse(r.get(7)),
+            })
+            .collect())
+    }
+
+    /// Malformed inputs recorded at `[since, until)`: their times.
+    pub async fn reject_times(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Vec<DateTime<Utc>>> {
+        let rows = sqlx::query(
+            "SELECT at FROM rejects WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) ORDER BY at",
+        )
+        .bind(since.map(ts))
+        .bind(until.map(ts))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                DateTime::parse_from_rfc3339(&r.get::<String, _>(0))
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            })
+            .collect())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -404,10 +482,10 @@ async fn record_decision(
 ) -> anyhow::Result<()> {
     let e = &d.event;
     sqlx::query(
-        "INSERT INTO events (platform, id, thread_key, outcome, reason, patient_system, patient_value, decided_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(platform, id) DO UPDATE SET outcome = excluded.outcome, \
+        "INSERT INTO events (platform, id, thread_key, outcome, reason, patient_system, patient_value, decided_at, room, sent_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(platform, id) DO UPDATE SET outcome = excluded.outcome, \
          reason = excluded.reason, patient_system = excluded.patient_system, patient_value = excluded.patient_value, \
-         decided_at = excluded.decided_at",
+         decided_at = excluded.decided_at, room = excluded.room, sent_at = excluded.sent_at",
     )
     .bind(&e.platform)
     .bind(&e.id)
@@ -417,6 +495,8 @@ async fn record_decision(
     .bind(d.patient.as_ref().map(|p| p.system.as_str()))
     .bind(d.patient.as_ref().map(|p| p.value.as_str()))
     .bind(ts(now))
+    .bind(&e.room)
+    .bind(ts(e.sent_at.with_timezone(&Utc)))
     .execute(&mut **tx)
     .await?;
     sqlx::query("INSERT INTO decisions (platform, event_id, line, decided_at) VALUES (?, ?, ?, ?)")

@@ -84,3 +84,211 @@ pub struct Report {
     pub lag: Lag,
     pub oldest_unresolved: Vec<Unresolved>,
 }
+
+/// One event's final decision, as the ledger keeps it (no content).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub platform: String,
+    pub event_id: String,
+    pub room: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When its open quarantine item was created.
+    pub quarantined_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Counts {
+    fn add(&mut self, outcome: &str) {
+        self.seen += 1;
+        match outcome {
+            "filed" => self.filed += 1,
+            "held" => self.held += 1,
+            "quarantined" => self.quarantined += 1,
+            "rejected" => self.rejected += 1,
+            _ => self.ignored += 1,
+        }
+        self.patient_related = self.filed + self.held + self.quarantined;
+    }
+}
+
+/// Nearest-rank percentile of sorted values: the smallest value with at least
+/// `p` percent of the values at or below it.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+const BUCKETS: [(f64, &str); 7] = [
+    (1.0, "< 1 s"),
+    (10.0, "1–10 s"),
+    (60.0, "10 s–1 min"),
+    (600.0, "1–10 min"),
+    (3600.0, "10 min–1 h"),
+    (86400.0, "1–24 h"),
+    (f64::INFINITY, "≥ 24 h"),
+];
+
+/// How many unresolved items the report lists.
+pub const OLDEST_LISTED: usize = 20;
+
+/// Build the report from the ledger's rows (pure: `now` is an input).
+/// Malformed inputs (`reject_times`) count as rejected in the totals and by
+/// day; they have no room.
+pub fn build(
+    rows: &[EventRow],
+    reject_times: &[chrono::DateTime<chrono::Utc>],
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Report {
+    use std::collections::BTreeMap;
+    let rfc =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut totals = Counts::default();
+    let mut rooms: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut days: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let mut lags = Vec::new();
+    let mut unresolved = Vec::new();
+    for r in rows {
+        totals.add(&r.outcome);
+        rooms.entry(r.room.clone()).or_default().add(&r.outcome);
+        if let Some(t) = r.sent_at {
+            days.entry(t.format("%Y-%m-%d").to_string())
+                .or_default()
+                .add(&r.outcome);
+        }
+        match r.outcome.as_str() {
+            "filed" => {
+                if let (Some(s), Some(d)) = (r.sent_at, r.decided_at) {
+                    lags.push(((d - s).num_milliseconds() as f64 / 1000.0).max(0.0));
+                }
+            }
+            "quarantined" | "held" => {
+                if r.outcome == "quarantined" {
+                    *reasons
+                        .entry(r.reason.clone().unwrap_or_else(|| "unspecified".into()))
+                        .or_default() += 1;
+                }
+                let since_t = r.quarantined_at.or(r.decided_at).or(r.sent_at);
+                if let Some(t) = since_t {
+                    unresolved.push(Unresolved {
+                        event_id: r.event_id.clone(),
+                        room: r.room.clone(),
+                        status: r.outcome.clone(),
+                        reason: r.reason.clone(),
+                        since: rfc(t),
+                        age_hours: ((now - t).num_seconds() as f64 / 3600.0).max(0.0),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    for t in reject_times {
+        totals.add("rejected");
+        days.entry(t.format("%Y-%m-%d").to_string())
+            .or_default()
+            .add("rejected");
+    }
+    lags.sort_by(f64::total_cmp);
+    let mut histogram: Vec<Bucket> = BUCKETS
+        .iter()
+        .map(|(_, l)| Bucket {
+            label: (*l).to_owned(),
+            count: 0,
+        })
+        .collect();
+    for l in &lags {
+        let i = BUCKETS
+            .iter()
+            .position(|(max, _)| l < max)
+            .unwrap_or(BUCKETS.len() - 1);
+        histogram[i].count += 1;
+    }
+    unresolved.sort_by(|a, b| a.since.cmp(&b.since).then(a.event_id.cmp(&b.event_id)));
+    unresolved.truncate(OLDEST_LISTED);
+    let mut quarantine_reasons: Vec<ReasonCount> = reasons
+        .into_iter()
+        .map(|(reason, count)| ReasonCount { reason, count })
+        .collect();
+    quarantine_reasons.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+    Report {
+        generated_at: rfc(now),
+        since: since.map(rfc),
+        until: until.map(rfc),
+        totals,
+        by_room: rooms
+            .into_iter()
+            .map(|(room, counts)| RoomCounts { room, counts })
+            .collect(),
+        by_day: days
+            .into_iter()
+            .map(|(day, counts)| DayCounts { day, counts })
+            .collect(),
+        quarantine_reasons,
+        lag: Lag {
+            count: lags.len() as u64,
+            p50_secs: percentile(&lags, 50.0),
+            p95_secs: percentile(&lags, 95.0),
+            max_secs: lags.last().copied(),
+            histogram,
+        },
+        oldest_unresolved: unresolved,
+    }
+}
+
+/// CSV rendering: one row per scope (total, room, day, quarantine reason).
+pub fn csv(r: &Report) -> String {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    }
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
+    let mut out = String::from(
+        "scope,key,seen,patient_related,filed,held,quarantined,rejected,ignored,lag_p50_secs,lag_p95_secs,lag_max_secs\n",
+    );
+    let row = |out: &mut String, scope: &str, key: &str, c: &Counts, lag: Option<&Lag>| {
+        out.push_str(&format!(
+            "{scope},{},{},{},{},{},{},{},{},{},{},{}\n",
+            field(key),
+            c.seen,
+            c.patient_related,
+            c.filed,
+            c.held,
+            c.quarantined,
+            c.rejected,
+            c.ignored,
+            opt(lag.and_then(|l| l.p50_secs)),
+            opt(lag.and_then(|l| l.p95_secs)),
+            opt(lag.and_then(|l| l.max_secs)),
+        ));
+    };
+    row(&mut out, "total", "all", &r.totals, Some(&r.lag));
+    for x in &r.by_room {
+        row(&mut out, "room", &x.room, &x.counts, None);
+    }
+    for x in &r.by_day {
+        row(&mut out, "day", &x.day, &x.counts, None);
+    }
+    for x in &r.quarantine_reasons {
+        out.push_str(&format!(
+            "quarantine_reason,{},{},,,,{},,,,,\n",
+            field(&x.reason),
+            x.count,
+            x.count
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
