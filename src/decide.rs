@@ -55,6 +55,8 @@ pub mod reason {
     pub const TARGET_NOT_FILED: &str = "target-not-filed";
     pub const REDACTED: &str = "redacted";
     pub const REACTION: &str = "reaction";
+    /// A reviewer discarded the quarantined event.
+    pub const DISCARDED: &str = "discarded";
 }
 
 /// What must be written for a filed decision.
@@ -185,6 +187,36 @@ pub fn expire(mut state: ThreadState, now: DateTime<Utc>) -> Step {
         }
     }
     Step { decisions, state }
+}
+
+/// A person's decision on a quarantined event: file it to `patient`, linked
+/// into its thread like any filed message (and its Task detected). The
+/// patient joins the thread's patients.
+pub fn resolve(
+    mut state: ThreadState,
+    event: ChatEvent,
+    patient: Identifier,
+    policy: &Policy,
+) -> Step {
+    state.add_patient(&patient);
+    let d = file(&mut state, event, patient, Vec::new(), policy);
+    Step {
+        decisions: vec![d],
+        state,
+    }
+}
+
+/// A person's decision to discard a quarantined event: it is not filed.
+pub fn discard(state: ThreadState, event: ChatEvent) -> Step {
+    Step {
+        decisions: vec![Decision::new(
+            event,
+            Outcome::Ignored,
+            Some(reason::DISCARDED),
+            Vec::new(),
+        )],
+        state,
+    }
 }
 
 /// Decide one event of a thread.

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod ops;
 pub mod record;
 pub mod report;
+pub mod review;
 pub mod run;
 pub mod sink;
 pub mod source;

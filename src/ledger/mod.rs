@@ -119,6 +119,15 @@ fn pending_of(r: sqlx::sqlite::SqliteRow) -> Pending {
     }
 }
 
+/// One review action on a quarantine item.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditRow {
+    pub action: String,
+    pub actor: String,
+    pub detail: Option<String>,
+    pub at: String,
+}
+
 /// A quarantine item as listed (no message text).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QuarantineItem {
@@ -352,6 +361,121 @@ impl Ledger {
                 created_at: r.get(6),
             })
             .collect())
+    }
+
+    /// One quarantine item with its content (for review by a person).
+    pub async fn quarantine_item(
+        &self,
+        qid: i64,
+    ) -> anyhow::Result<Option<(QuarantineItem, Option<ChatEvent>)>> {
+        let row = sqlx::query(
+            "SELECT qid, platform, id, thread_key, reason, status, created_at, content FROM quarantine WHERE qid = ?",
+        )
+        .bind(qid)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let content: Option<String> = r.get(7);
+        let event = content
+            .map(|c| serde_json::from_str::<ChatEvent>(&c))
+            .transpose()
+            .context("quarantined content in ledger is corrupt")?;
+        Ok(Some((
+            QuarantineItem {
+                qid: r.get(0),
+                platform: r.get(1),
+                event_id: r.get(2),
+                thread_key: r.get(3),
+                reason: r.get(4),
+                status: r.get(5),
+                created_at: r.get(6),
+            },
+            event,
+        )))
+    }
+
+    /// The review actions on a quarantine item, oldest first.
+    pub async fn audit_trail(&self, qid: i64) -> anyhow::Result<Vec<AuditRow>> {
+        let rows =
+            sqlx::query("SELECT action, actor, detail, at FROM audit WHERE qid = ? ORDER BY seq")
+                .bind(qid)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditRow {
+                action: r.get(0),
+                actor: r.get(1),
+                detail: r.get(2),
+                at: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Record that a person viewed a quarantined item's content.
+    pub async fn audit_view(
+        &self,
+        qid: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (qid, action, actor, detail, at) VALUES (?, 'viewed', ?, NULL, ?)",
+        )
+        .bind(qid)
+        .bind(actor)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Close an open quarantine item with a person's decision, in one
+    /// transaction: the thread's new state, the decision, the item's status
+    /// (its content deleted) and the audit row. Fails when the item is not open.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn close_quarantine(
+        &self,
+        qid: i64,
+        status: &str,
+        key: &str,
+        state: &ThreadState,
+        decisions: &[Decision],
+        actor: &str,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE quarantine SET status = ?, content = NULL WHERE qid = ? AND status = 'open'",
+        )
+        .bind(status)
+        .bind(qid)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            anyhow::bail!("quarantine item {qid} is not open");
+        }
+        save_thread(&mut tx, key, state, now).await?;
+        for d in decisions {
+            record_decision(&mut tx, key, d, now).await?;
+        }
+        let action = if status == "resolved" {
+            "resolved"
+        } else {
+            "discarded"
+        };
+        sqlx::query("INSERT INTO audit (qid, action, actor, detail, at) VALUES (?, ?, ?, ?, ?)")
+            .bind(qid)
+            .bind(action)
+            .bind(actor)
+            .bind(detail)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Rows in the held table (for tests and metrics).
