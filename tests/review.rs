@@ -139,6 +139,19 @@ fn resolve_and_discard_with_an_audit_trail_in_the_ledger_and_as_audit_events() {
         audit["entity"][0]["what"]["reference"],
         entries[0]["fullUrl"]
     );
+    let prov = entries
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "Provenance")
+        .unwrap();
+    assert!(
+        prov["agent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["who"]["display"] == "Dr Ada Reviewer"),
+        "the Provenance names the reviewer"
+    );
     // Resolved once only.
     let again = rb(&[
         "quarantine",
