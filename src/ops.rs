@@ -35,6 +35,7 @@ pub enum SinkProbe {
 #[derive(Debug)]
 pub struct Health {
     broker: std::sync::OnceLock<std::sync::Arc<crate::source::amqp::Broker>>,
+    ledger: std::sync::OnceLock<crate::ledger::Ledger>,
     sink: SinkProbe,
     /// A worker is waiting for an unreachable sink.
     pub stalled: std::sync::atomic::AtomicBool,
@@ -45,6 +46,7 @@ impl Health {
     pub fn new(sink: SinkProbe) -> Self {
         Self {
             broker: std::sync::OnceLock::new(),
+            ledger: std::sync::OnceLock::new(),
             sink,
             stalled: std::sync::atomic::AtomicBool::new(false),
             http: reqwest::Client::builder()
@@ -56,6 +58,26 @@ impl Health {
 
     pub fn set_broker(&self, b: std::sync::Arc<crate::source::amqp::Broker>) {
         let _ = self.broker.set(b);
+    }
+
+    /// The ledger, for the held-events gauges at scrape time.
+    pub fn set_ledger(&self, l: crate::ledger::Ledger) {
+        let _ = self.ledger.set(l);
+    }
+
+    /// `/metrics`: the process's metrics with the held gauges refreshed.
+    pub async fn metrics_text(&self) -> String {
+        let m = metrics();
+        if let Some(l) = self.ledger.get()
+            && let Ok((n, oldest)) = l.held_summary().await
+        {
+            m.held.set(n);
+            let age = oldest.map_or(0.0, |t| {
+                (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0
+            });
+            m.oldest_held.set(age.max(0.0));
+        }
+        m.encode()
     }
 
     /// Ready when the broker is connected and the sink reachable.
@@ -80,7 +102,8 @@ impl Health {
     }
 }
 
-/// Serve `/healthz` (alive) and `/readyz` (broker and sink reachable) on `addr`.
+/// Serve `/healthz` (alive), `/readyz` (broker and sink reachable) and
+/// `/metrics` (Prometheus) on `addr`.
 /// Returns the bound address (useful with port 0) and the server task.
 pub async fn serve_health(
     addr: std::net::SocketAddr,
@@ -90,6 +113,20 @@ pub async fn serve_health(
     use axum::routing::get;
     let app = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(h): axum::extract::State<std::sync::Arc<Health>>| async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        h.metrics_text().await,
+                    )
+                },
+            ),
+        )
         .route(
             "/readyz",
             get(
@@ -115,4 +152,92 @@ pub async fn serve_health(
         }
     });
     Ok((bound, task))
+}
+
+/// Prometheus metrics of the process (prometheus-client), served at `/metrics`.
+/// Labels carry outcomes and reasons only: no identifiers, no text.
+pub struct Metrics {
+    registry: prometheus_client::registry::Registry,
+    /// Decisions by outcome and reason.
+    pub events: prometheus_client::metrics::family::Family<
+        Vec<(String, String)>,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    /// Seconds per sink write (one transaction Bundle or bundle file).
+    pub sink_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// Retried FHIR requests (network, 408, 429, 5xx).
+    pub retries: prometheus_client::metrics::counter::Counter,
+    /// Seconds from an event's `sent_at` to its decision (queue and processing lag).
+    pub event_lag: prometheus_client::metrics::histogram::Histogram,
+    /// Held events waiting for their thread's patient (set at scrape time).
+    pub held: prometheus_client::metrics::gauge::Gauge,
+    /// Age in seconds of the oldest held event (set at scrape time).
+    pub oldest_held: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+        let mut registry = prometheus_client::registry::Registry::with_prefix("recordbridge");
+        let m = Self {
+            events: Default::default(),
+            sink_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            retries: Default::default(),
+            event_lag: Histogram::new(exponential_buckets(0.01, 4.0, 14)),
+            held: Default::default(),
+            oldest_held: Default::default(),
+            registry: Default::default(),
+        };
+        registry.register(
+            "events",
+            "Decisions by outcome and reason",
+            m.events.clone(),
+        );
+        registry.register(
+            "sink_write_seconds",
+            "Seconds per sink write",
+            m.sink_seconds.clone(),
+        );
+        registry.register("sink_retries", "Retried FHIR requests", m.retries.clone());
+        registry.register(
+            "event_lag_seconds",
+            "Seconds from sent_at to decision",
+            m.event_lag.clone(),
+        );
+        registry.register(
+            "held_events",
+            "Held events waiting for a patient",
+            m.held.clone(),
+        );
+        registry.register(
+            "oldest_held_age_seconds",
+            "Age of the oldest held event",
+            m.oldest_held.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Count one decision.
+    pub fn decided(&self, outcome: &str, reason: Option<&str>) {
+        self.events
+            .get_or_create(&vec![
+                ("outcome".to_owned(), outcome.to_owned()),
+                ("reason".to_owned(), reason.unwrap_or("").to_owned()),
+            ])
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}
+
+static METRICS: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::new)
 }

@@ -255,6 +255,7 @@ impl Run {
                 match Broker::start(&url, &cfg.amqp, stop.clone()).await? {
                     Some((broker, rx)) => {
                         health.set_broker(broker.clone());
+                        health.set_ledger(ledger.clone());
                         (Input::Amqp(rx), name, Some(broker))
                     }
                     // Stopped while waiting for the broker: an empty run.
@@ -510,6 +511,7 @@ async fn reject(sh: &Shared, d: &Delivery, why: &str, now: DateTime<Utc>) -> any
         .unwrap_or_else(PoisonError::into_inner)
         .rejected += 1;
     warn!(line = d.seq, source = %sh.source_name, reason = why, "rejected malformed event");
+    crate::ops::metrics().decided("rejected", Some(reason::MALFORMED));
     let id_of = || {
         d.body
             .as_ref()
@@ -775,6 +777,12 @@ async fn apply(
         .ledger
         .commit(key, &step.state, &step.decisions, &outbox, now)
         .await?;
+    let m = crate::ops::metrics();
+    for d in &step.decisions {
+        m.decided(d.outcome.as_str(), d.reason.as_deref());
+        let lag = (now - d.event.sent_at.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0;
+        m.event_lag.observe(lag.max(0.0));
+    }
     let mut s = sh.summary.lock().unwrap_or_else(PoisonError::into_inner);
     for d in &step.decisions {
         s.count(d);
@@ -819,8 +827,12 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
             let Some(b) = record::bundle(d, &ctx) else {
                 return Ok(Vec::new());
             };
+            let t = std::time::Instant::now();
             sink.write(&serde_json::to_vec(&b)?)
                 .map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}"))?;
+            crate::ops::metrics()
+                .sink_seconds
+                .observe(t.elapsed().as_secs_f64());
             sh.summary
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -869,7 +881,12 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
             let Some(b) = record::bundle(d, &ctx) else {
                 return Ok(Vec::new());
             };
-            match sink.write(&serde_json::to_vec(&b)?).await {
+            let t = std::time::Instant::now();
+            let written = sink.write(&serde_json::to_vec(&b)?).await;
+            crate::ops::metrics()
+                .sink_seconds
+                .observe(t.elapsed().as_secs_f64());
+            match written {
                 Ok(resources) => {
                     debug!(event_id = %d.event.id, resources = resources.len(), "written");
                     sh.summary

@@ -478,6 +478,20 @@ impl Ledger {
         Ok(())
     }
 
+    /// Held events and the time the oldest was held (metrics).
+    pub async fn held_summary(&self) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
+        let r = sqlx::query("SELECT COUNT(*), MIN(decided_at) FROM events WHERE outcome = 'held'")
+            .fetch_one(&self.pool)
+            .await?;
+        let oldest: Option<String> = r.get(1);
+        Ok((
+            r.get(0),
+            oldest
+                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|t| t.with_timezone(&Utc)),
+        ))
+    }
+
     /// Rows in the held table (for tests and metrics).
     pub async fn held_count(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) FROM held")
