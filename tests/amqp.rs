@@ -831,3 +831,82 @@ async fn outcomes_exchange_deleted_under_the_bridge_is_declared_again_and_flow_r
     assert_eq!(r.count(&r.cfg.queue).await, 0, "everything acknowledged");
     r.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_every_decision_by_outcome_and_reason_without_identifiers() {
+    let mut r = Rabbit::new().await;
+    r.declare().await;
+    let listener = r.listen_outcomes().await;
+    let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
+    r.publish_lines(&text).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut env = r.env();
+    env.push((
+        "RECORDBRIDGE_HEALTH__LISTEN".into(),
+        format!("127.0.0.1:{port}"),
+    ));
+    let out = tmp.path().join("out");
+    let bridge = spawn_bridge(
+        &r.url,
+        &dir_sink(&out),
+        &tmp.path().join("ledger.db"),
+        &env,
+        Stdio::null(),
+    );
+    let want = expected();
+    let mut got = Vec::new();
+    collect_rest(&r, &listener, &mut got, &want, 120).await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(stop(bridge).status.success());
+
+    // Decision lines of a dry run over the same chat, by (outcome, reason).
+    let dry = dry_run(
+        &format!("file:{}", fixture("ward-chat.ndjson").display()),
+        &dir_sink(&tmp.path().join("dry")),
+    );
+    let mut lines: HashMap<(String, String), u64> = HashMap::new();
+    for l in String::from_utf8_lossy(&dry.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        *lines
+            .entry((
+                v["outcome"].as_str().unwrap().to_owned(),
+                v["reason"].as_str().unwrap_or("").to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    let mut seen: HashMap<(String, String), u64> = HashMap::new();
+    for l in metrics
+        .lines()
+        .filter(|l| l.starts_with("recordbridge_events_total{"))
+    {
+        let (labels, n) = l.rsplit_once(' ').unwrap();
+        let label = |k: &str| {
+            labels
+                .split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|x| x.split('"').next())
+                .unwrap()
+                .to_owned()
+        };
+        seen.insert((label("outcome"), label("reason")), n.parse().unwrap());
+    }
+    assert_eq!(seen, lines, "one count per decision line");
+    let held = want.values().filter(|w| w.0 == "held").count();
+    assert!(
+        metrics.contains(&format!("recordbridge_held_events {held}\n")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("recordbridge_sink_write_seconds_count "));
+    assert!(metrics.contains("recordbridge_event_lag_seconds_bucket"));
+    assert!(metrics.contains("recordbridge_oldest_held_age_seconds "));
+    for p in common::hfs::patients("patients.json") {
+        assert!(!metrics.contains(p["nhs_number"].as_str().unwrap()));
+    }
+    r.cleanup().await;
+}
