@@ -580,6 +580,7 @@ fn redaction(state: &mut ThreadState, event: ChatEvent, out: &mut Vec<Decision>)
                 created: false,
             });
         }
+        state.redacted.insert(target.clone());
         d.write = Some(Write::Redact { target });
         out.push(d);
     } else if state.held.iter().any(|h| h.event.id == target) {

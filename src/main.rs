@@ -30,6 +30,18 @@ enum Command {
     Check,
     /// Record completeness over a period, by room and by day (never any message text).
     Report(ReportArgs),
+    /// Check every filed message and Task of the ledger against the FHIR server
+    /// (exit status 1 when any is missing or differs).
+    Reconcile {
+        /// The FHIR server: fhir:URL.
+        #[arg(long)]
+        sink: Option<String>,
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -150,6 +162,11 @@ async fn main() -> ExitCode {
             ledger: a.ledger.clone(),
             ..Config::default()
         },
+        Command::Reconcile { sink, ledger, .. } => Config {
+            ledger: ledger.clone(),
+            sink: sink.clone(),
+            ..Config::default()
+        },
     };
     let cfg = match Config::load(cli.config.as_deref(), &overrides) {
         Ok(c) => c,
@@ -169,6 +186,7 @@ async fn main() -> ExitCode {
         }
         Command::Quarantine(cmd) => quarantine_review(&cfg, cmd).await,
         Command::Report(a) => report(&cfg, &a).await,
+        Command::Reconcile { json, .. } => reconcile(&cfg, json).await,
         Command::Check => {
             let mut shown = cfg.clone();
             shown.source = shown
@@ -345,4 +363,34 @@ async fn quarantine_review(cfg: &Config, cmd: QuarantineCmd) -> anyhow::Result<(
     };
     ledger.close().await;
     result
+}
+
+async fn reconcile(cfg: &Config, json: bool) -> anyhow::Result<()> {
+    let url = match cfg.sink_spec().map_err(anyhow::Error::msg)? {
+        recordbridge::config::SinkSpec::Fhir(u) => u,
+        recordbridge::config::SinkSpec::Dir(_) => anyhow::bail!("--sink: reconcile needs fhir:URL"),
+    };
+    let ledger = open_ledger(cfg).await?;
+    let fhir = recordbridge::sink::fhir::FhirSink::new(&url, &cfg.fhir)?;
+    let r = recordbridge::report::reconcile::reconcile(&ledger, &fhir).await;
+    ledger.close().await;
+    let r = r?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for f in &r.findings {
+            println!(
+                "{:<14} {:<13} {} {}: {}",
+                f.resource, f.problem, f.platform, f.event_id, f.detail
+            );
+        }
+        println!(
+            "checked {} Communications and {} Tasks: {} missing, {} mismatched",
+            r.communications_checked, r.tasks_checked, r.missing, r.mismatched
+        );
+    }
+    if r.missing + r.mismatched > 0 {
+        anyhow::bail!("{} missing, {} mismatched", r.missing, r.mismatched);
+    }
+    Ok(())
 }

@@ -406,3 +406,61 @@ async fn resolve_and_discard_against_the_fhir_server() {
     );
     assert_eq!(open_items(&ledger).len(), items.len() - 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_finds_a_communication_deleted_on_the_server() {
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = tmp.path().join("ledger.db").display().to_string();
+    let sink = format!("fhir:{}", h.base);
+    let src = format!("file:{}", fixture("ward-chat.ndjson").display());
+    ok(&rb(&[
+        "run", "--source", &src, "--sink", &sink, "--ledger", &ledger,
+    ]));
+    let clean: serde_json::Value = serde_json::from_str(&ok(&rb(&[
+        "reconcile",
+        "--sink",
+        &sink,
+        "--ledger",
+        &ledger,
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(clean["missing"], 0, "{clean}");
+    assert_eq!(clean["mismatched"], 0, "{clean}");
+    let n = h.count("Communication").await;
+    assert_eq!(clean["communications_checked"], n);
+    assert!(clean["tasks_checked"].as_u64().unwrap() > 20);
+
+    // Delete one Communication on the server: reconcile names it and fails.
+    let comms = h.all("Communication?status=completed").await;
+    let victim = &comms[comms.len() / 2];
+    let urn = victim["identifier"][0]["value"].as_str().unwrap();
+    let event_id = urn.rsplit(':').next().unwrap();
+    let del = reqwest::Client::new()
+        .delete(format!(
+            "{}/Communication/{}",
+            h.base,
+            victim["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(del.status().is_success(), "{}", del.status());
+    let o = rb(&["reconcile", "--sink", &sink, "--ledger", &ledger, "--json"]);
+    assert!(
+        !o.status.success(),
+        "non-zero exit when a resource is missing"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["missing"], 1, "{r}");
+    let f = &r["findings"][0];
+    assert_eq!(f["resource"], "Communication");
+    assert_eq!(f["problem"], "missing");
+    assert_eq!(f["event_id"], event_id);
+    // The text form names it too.
+    let o = rb(&["reconcile", "--sink", &sink, "--ledger", &ledger]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(event_id));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 missing"));
+}

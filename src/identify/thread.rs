@@ -27,6 +27,9 @@ pub struct ThreadState {
     /// Tasks of the thread, by the event id of their request message.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tasks: BTreeMap<String, TaskState>,
+    /// Filed messages since redacted (their Communication is entered-in-error).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub redacted: std::collections::BTreeSet<String>,
     /// What an edit needs of the message it replaces: event id → time and links.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, FiledMeta>,

@@ -478,6 +478,35 @@ impl Ledger {
         Ok(())
     }
 
+    /// Every event whose final decision is `filed`, with its thread's state
+    /// (reconcile input): (platform, event id, patient value, thread state).
+    pub async fn filed_with_state(
+        &self,
+    ) -> anyhow::Result<Vec<(String, String, Option<String>, std::sync::Arc<ThreadState>)>> {
+        let mut states: std::collections::HashMap<String, std::sync::Arc<ThreadState>> =
+            std::collections::HashMap::new();
+        for r in sqlx::query("SELECT thread_key, state FROM threads")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let st: ThreadState = serde_json::from_str(&r.get::<String, _>(1))
+                .context("thread state in ledger is corrupt")?;
+            states.insert(r.get(0), std::sync::Arc::new(st));
+        }
+        let rows = sqlx::query(
+            "SELECT platform, id, patient_value, thread_key FROM events WHERE outcome = 'filed' ORDER BY sent_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let st = states.get(&r.get::<String, _>(3))?.clone();
+                Some((r.get(0), r.get(1), r.get(2), st))
+            })
+            .collect())
+    }
+
     /// Held events and the time the oldest was held (metrics).
     pub async fn held_summary(&self) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
         let r = sqlx::query("SELECT COUNT(*), MIN(decided_at) FROM events WHERE outcome = 'held'")

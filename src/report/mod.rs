@@ -2,6 +2,7 @@
 //! is stuck and why. Built from the ledger only; never any message text.
 
 pub mod html;
+pub mod reconcile;
 
 use serde::Serialize;
 

@@ -110,6 +110,28 @@ impl FhirSink {
         .await
     }
 
+    /// Resources matching a search (`Type?params`, first page), with retries.
+    pub async fn search(&self, query: &str) -> Result<Vec<serde_json::Value>, WriteError> {
+        let url = format!("{}/{query}", self.base);
+        self.with_retries("search", || async {
+            let resp = self.send(|h| h.get(&url)).await?;
+            let body: serde_json::Value = resp.json().await.map_err(|e| Attempt::Retry {
+                reason: format!("unreadable search response: {}", without_url(&e)),
+                after: None,
+            })?;
+            Ok(body["entry"]
+                .as_array()
+                .map(|es| {
+                    es.iter()
+                        .filter(|e| e["search"]["mode"].as_str().is_none_or(|m| m == "match"))
+                        .map(|e| e["resource"].clone())
+                        .collect()
+                })
+                .unwrap_or_default())
+        })
+        .await
+    }
+
     /// Resolve an identifier to a Patient, cached for the configured TTL.
     pub async fn resolve(&self, id: &Identifier) -> Result<Resolution, WriteError> {
         if let Some((r, at)) = self.cache.lock().await.get(id)
