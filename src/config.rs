@@ -17,7 +17,8 @@ pub struct Config {
     pub source: Option<String>,
     /// `dir:PATH` or `fhir:URL`.
     pub sink: Option<String>,
-    /// Ledger file; default `<bundle dir>/ledger.db`, or `./recordbridge-ledger.db`.
+    /// Ledger: a SQLite file (default `<bundle dir>/ledger.db`, or `./recordbridge-ledger.db`),
+    /// or a PostgreSQL URL `postgres://USER[:PASS]@HOST/DB` shared by replicas.
     pub ledger: Option<PathBuf>,
     /// Platform assumed for events that do not name one.
     pub platform: String,

@@ -71,7 +71,7 @@ struct RunArgs {
     /// Sink: dir:PATH (bundle files) or fhir:URL (a FHIR R4 server).
     #[arg(long)]
     sink: Option<String>,
-    /// Ledger file (default: <bundle dir>/ledger.db).
+    /// Ledger: a SQLite file (default: <bundle dir>/ledger.db) or postgres://USER@HOST/DB.
     #[arg(long)]
     ledger: Option<PathBuf>,
     /// Print one decision line per decision (ARCHITECTURE §6) to stdout and write nothing.
@@ -213,11 +213,7 @@ async fn main() -> ExitCode {
 }
 
 async fn quarantine_list(cfg: &Config, status: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let path = cfg.ledger_path();
-    if !path.exists() {
-        anyhow::bail!("no ledger at {} (use --ledger PATH)", path.display());
-    }
-    let ledger = Ledger::open(&path).await?;
+    let ledger = open_ledger(cfg).await?;
     let items = ledger.quarantine_list(status).await?;
     if json {
         for i in &items {
@@ -263,11 +259,7 @@ async fn report(cfg: &Config, a: &ReportArgs) -> anyhow::Result<()> {
     if !matches!(a.format.as_str(), "html" | "json" | "csv") {
         anyhow::bail!("--format: `{}` is not one of html, json, csv", a.format);
     }
-    let path = cfg.ledger_path();
-    if !path.exists() {
-        anyhow::bail!("no ledger at {} (use --ledger PATH)", path.display());
-    }
-    let ledger = Ledger::open(&path).await?;
+    let ledger = open_ledger(cfg).await?;
     let rows = ledger.report_rows(since, until).await?;
     let rejects = ledger.reject_times(since, until).await?;
     ledger.close().await;
@@ -286,9 +278,10 @@ async fn report(cfg: &Config, a: &ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configured ledger, which must exist already (a PostgreSQL URL is taken as is).
 async fn open_ledger(cfg: &Config) -> anyhow::Result<Ledger> {
     let path = cfg.ledger_path();
-    if !path.exists() {
+    if !recordbridge::ledger::is_postgres(&path.to_string_lossy()) && !path.exists() {
         anyhow::bail!("no ledger at {} (use --ledger PATH)", path.display());
     }
     Ledger::open(&path).await

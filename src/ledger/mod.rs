@@ -5,14 +5,12 @@
 //! content, outcomes and quarantine consistent with each other.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::decide::{Decision, Outcome};
 use crate::event::ChatEvent;
@@ -93,6 +91,82 @@ CREATE TABLE IF NOT EXISTS rejects (
     at TEXT NOT NULL
 );
 "#;
+/// The same schema for PostgreSQL (64-bit keys, identity columns).
+const SCHEMA_PG: &str = r#"
+CREATE TABLE IF NOT EXISTS events (
+    platform TEXT NOT NULL,
+    id TEXT NOT NULL,
+    thread_key TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    patient_system TEXT,
+    patient_value TEXT,
+    decided_at TEXT NOT NULL,
+    room TEXT,
+    sent_at TEXT,
+    PRIMARY KEY (platform, id)
+);
+CREATE TABLE IF NOT EXISTS threads (
+    thread_key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS held (
+    platform TEXT NOT NULL,
+    id TEXT NOT NULL,
+    thread_key TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    content TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (platform, id)
+);
+CREATE INDEX IF NOT EXISTS held_thread ON held (thread_key, seq);
+CREATE INDEX IF NOT EXISTS held_expiry ON held (expires_at);
+CREATE TABLE IF NOT EXISTS quarantine (
+    qid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    platform TEXT NOT NULL,
+    id TEXT NOT NULL,
+    thread_key TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    content TEXT,
+    status TEXT NOT NULL DEFAULT 'open',
+    created_at TEXT NOT NULL,
+    actor TEXT,
+    acted_at TEXT,
+    resolution TEXT
+);
+CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine (status);
+CREATE TABLE IF NOT EXISTS decisions (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    platform TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    line TEXT NOT NULL,
+    decided_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    platform TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_event ON outbox (platform, event_id);
+CREATE TABLE IF NOT EXISTS audit (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    qid BIGINT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    detail TEXT,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"#;
 
 /// An outcome event to publish, stored with the decision that produced it.
 #[derive(Debug, Clone)]
@@ -111,7 +185,7 @@ pub struct Pending {
     pub payload: String,
 }
 
-fn pending_of(r: sqlx::sqlite::SqliteRow) -> Pending {
+fn pending_of(r: sqlx::any::AnyRow) -> Pending {
     Pending {
         seq: r.get(0),
         routing_key: r.get(1),
@@ -142,7 +216,37 @@ pub struct QuarantineItem {
 
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    pool: AnyPool,
+    /// PostgreSQL (else SQLite): `?` placeholders become `$n`.
+    pg: bool,
+}
+
+/// Is this ledger setting a PostgreSQL URL?
+pub fn is_postgres(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// A query for the backend: written with SQLite's `?` / `?N` placeholders,
+/// rewritten to PostgreSQL's `$n`. (Our SQL has no `?` inside literals.)
+fn q(pg: bool, sql: &str) -> AssertSqlSafe<String> {
+    if !pg {
+        return AssertSqlSafe(sql.to_owned());
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' {
+            out.push('$');
+            if !chars.peek().is_some_and(char::is_ascii_digit) {
+                n += 1;
+                out.push_str(&n.to_string());
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    AssertSqlSafe(out)
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -150,65 +254,99 @@ fn ts(t: DateTime<Utc>) -> String {
 }
 
 impl Ledger {
-    /// Open (creating if missing) the ledger at `path`.
+    /// Open (creating if missing) the ledger: a SQLite file, or a PostgreSQL
+    /// database when `path` is a `postgres://` / `postgresql://` URL.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating ledger directory {}", dir.display()))?;
-        }
-        let opts = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(30))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .with_context(|| format!("opening ledger {}", path.display()))?;
-        sqlx::raw_sql(SCHEMA)
+        sqlx::any::install_default_drivers();
+        let text = path.to_string_lossy();
+        let pg = is_postgres(&text);
+        let pool = if pg {
+            AnyPoolOptions::new()
+                .max_connections(8)
+                .connect(&text)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("opening ledger {}: {e}", crate::config::redact_url(&text))
+                })?
+        } else {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating ledger directory {}", dir.display()))?;
+            }
+            let abs = std::path::absolute(path)?;
+            let mut enc = String::new();
+            for c in abs.to_string_lossy().chars() {
+                match c {
+                    '%' | '?' | '#' | ' ' => enc.push_str(&format!("%{:02X}", c as u32)),
+                    c => enc.push(c),
+                }
+            }
+            AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                        )
+                        .execute(conn)
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&format!("sqlite://{enc}?mode=rwc"))
+                .await
+                .with_context(|| format!("opening ledger {}", path.display()))?
+        };
+        sqlx::raw_sql(if pg { SCHEMA_PG } else { SCHEMA })
             .execute(&pool)
             .await
             .context("creating ledger schema")?;
         // Ledgers made before the report existed lack these columns.
-        for alter in [
-            "ALTER TABLE events ADD COLUMN room TEXT",
-            "ALTER TABLE events ADD COLUMN sent_at TEXT",
-        ] {
-            if let Err(e) = sqlx::query(alter).execute(&pool).await
-                && !e.to_string().contains("duplicate column")
-            {
-                return Err(e).context("upgrading ledger schema");
+        if !pg {
+            for alter in [
+                "ALTER TABLE events ADD COLUMN room TEXT",
+                "ALTER TABLE events ADD COLUMN sent_at TEXT",
+            ] {
+                if let Err(e) = sqlx::query(alter).execute(&pool).await
+                    && !e.to_string().contains("duplicate column")
+                {
+                    return Err(e).context("upgrading ledger schema");
+                }
             }
         }
-        Ok(Self { pool })
+        Ok(Self { pool, pg })
     }
 
     /// The last outcome of an event already seen, if any (dedup).
     pub async fn seen(&self, platform: &str, id: &str) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query("SELECT outcome FROM events WHERE platform = ? AND id = ?")
-            .bind(platform)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(q(
+            self.pg,
+            "SELECT outcome FROM events WHERE platform = ? AND id = ?",
+        ))
+        .bind(platform)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
     /// The thread an earlier event belongs to (edits, redactions, reactions).
     pub async fn thread_of(&self, platform: &str, id: &str) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query("SELECT thread_key FROM events WHERE platform = ? AND id = ?")
-            .bind(platform)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(q(
+            self.pg,
+            "SELECT thread_key FROM events WHERE platform = ? AND id = ?",
+        ))
+        .bind(platform)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
     /// A thread's state with its held events.
     pub async fn load_thread(&self, key: &str) -> anyhow::Result<ThreadState> {
-        let row = sqlx::query("SELECT state FROM threads WHERE thread_key = ?")
+        let row = sqlx::query(q(self.pg, "SELECT state FROM threads WHERE thread_key = ?"))
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
@@ -217,11 +355,13 @@ impl Ledger {
                 .context("thread state in ledger is corrupt")?,
             None => ThreadState::default(),
         };
-        let rows =
-            sqlx::query("SELECT content, expires_at FROM held WHERE thread_key = ? ORDER BY seq")
-                .bind(key)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(q(
+            self.pg,
+            "SELECT content, expires_at FROM held WHERE thread_key = ? ORDER BY seq",
+        ))
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
         for r in rows {
             let event: ChatEvent = serde_json::from_str(&r.get::<String, _>(0))
                 .context("held content in ledger is corrupt")?;
@@ -244,16 +384,17 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<Pending>> {
         let mut tx = self.pool.begin().await?;
-        save_thread(&mut tx, key, state, now).await?;
+        save_thread(&mut tx, self.pg, key, state, now).await?;
         for d in decisions {
-            record_decision(&mut tx, key, d, now).await?;
+            record_decision(&mut tx, self.pg, key, d, now).await?;
         }
         let mut pending = Vec::with_capacity(outbox.len());
         for o in outbox {
-            let seq: i64 = sqlx::query(
+            let seq: i64 = sqlx::query(q(
+                self.pg,
                 "INSERT INTO outbox (platform, event_id, routing_key, payload, created_at) \
                  VALUES (?, ?, ?, ?, ?) RETURNING seq",
-            )
+            ))
             .bind(&o.platform)
             .bind(&o.event_id)
             .bind(&o.routing_key)
@@ -280,7 +421,7 @@ impl Ledger {
         event_id: &str,
     ) -> anyhow::Result<Vec<Pending>> {
         let rows = sqlx::query(
-            "SELECT seq, routing_key, payload FROM outbox WHERE platform = ? AND event_id = ? ORDER BY seq",
+            q(self.pg, "SELECT seq, routing_key, payload FROM outbox WHERE platform = ? AND event_id = ? ORDER BY seq"),
         )
         .bind(platform)
         .bind(event_id)
@@ -291,17 +432,20 @@ impl Ledger {
 
     /// Up to `limit` unpublished outcome events, oldest first.
     pub async fn pending_outcomes(&self, limit: i64) -> anyhow::Result<Vec<Pending>> {
-        let rows = sqlx::query("SELECT seq, routing_key, payload FROM outbox ORDER BY seq LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(q(
+            self.pg,
+            "SELECT seq, routing_key, payload FROM outbox ORDER BY seq LIMIT ?",
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(pending_of).collect())
     }
 
     /// Forget outcome events the broker has confirmed.
     pub async fn published(&self, seqs: &[i64]) -> anyhow::Result<()> {
         for s in seqs {
-            sqlx::query("DELETE FROM outbox WHERE seq = ?")
+            sqlx::query(q(self.pg, "DELETE FROM outbox WHERE seq = ?"))
                 .bind(s)
                 .execute(&self.pool)
                 .await?;
@@ -316,12 +460,15 @@ impl Ledger {
         reason: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO rejects (source, reason, at) VALUES (?, ?, ?)")
-            .bind(source)
-            .bind(reason)
-            .bind(ts(now))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(q(
+            self.pg,
+            "INSERT INTO rejects (source, reason, at) VALUES (?, ?, ?)",
+        ))
+        .bind(source)
+        .bind(reason)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -330,10 +477,13 @@ impl Ledger {
         &self,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<String>> {
-        let rows = sqlx::query("SELECT DISTINCT thread_key FROM held WHERE expires_at <= ?")
-            .bind(ts(now))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(q(
+            self.pg,
+            "SELECT DISTINCT thread_key FROM held WHERE expires_at <= ?",
+        ))
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
     }
 
@@ -342,10 +492,11 @@ impl Ledger {
         &self,
         status: Option<&str>,
     ) -> anyhow::Result<Vec<QuarantineItem>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(q(
+            self.pg,
             "SELECT qid, platform, id, thread_key, reason, status, created_at FROM quarantine \
-             WHERE (?1 IS NULL OR status = ?1) ORDER BY qid",
-        )
+             WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1) ORDER BY qid",
+        ))
         .bind(status)
         .fetch_all(&self.pool)
         .await?;
@@ -369,7 +520,7 @@ impl Ledger {
         qid: i64,
     ) -> anyhow::Result<Option<(QuarantineItem, Option<ChatEvent>)>> {
         let row = sqlx::query(
-            "SELECT qid, platform, id, thread_key, reason, status, created_at, content FROM quarantine WHERE qid = ?",
+            q(self.pg, "SELECT qid, platform, id, thread_key, reason, status, created_at, content FROM quarantine WHERE qid = ?"),
         )
         .bind(qid)
         .fetch_optional(&self.pool)
@@ -396,11 +547,13 @@ impl Ledger {
 
     /// The review actions on a quarantine item, oldest first.
     pub async fn audit_trail(&self, qid: i64) -> anyhow::Result<Vec<AuditRow>> {
-        let rows =
-            sqlx::query("SELECT action, actor, detail, at FROM audit WHERE qid = ? ORDER BY seq")
-                .bind(qid)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(q(
+            self.pg,
+            "SELECT action, actor, detail, at FROM audit WHERE qid = ? ORDER BY seq",
+        ))
+        .bind(qid)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|r| AuditRow {
@@ -419,9 +572,10 @@ impl Ledger {
         actor: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query(
+        sqlx::query(q(
+            self.pg,
             "INSERT INTO audit (qid, action, actor, detail, at) VALUES (?, 'viewed', ?, NULL, ?)",
-        )
+        ))
         .bind(qid)
         .bind(actor)
         .bind(ts(now))
@@ -446,9 +600,10 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query(
+        let changed = sqlx::query(q(
+            self.pg,
             "UPDATE quarantine SET status = ?, content = NULL WHERE qid = ? AND status = 'open'",
-        )
+        ))
         .bind(status)
         .bind(qid)
         .execute(&mut *tx)
@@ -457,23 +612,26 @@ impl Ledger {
         if changed != 1 {
             anyhow::bail!("quarantine item {qid} is not open");
         }
-        save_thread(&mut tx, key, state, now).await?;
+        save_thread(&mut tx, self.pg, key, state, now).await?;
         for d in decisions {
-            record_decision(&mut tx, key, d, now).await?;
+            record_decision(&mut tx, self.pg, key, d, now).await?;
         }
         let action = if status == "resolved" {
             "resolved"
         } else {
             "discarded"
         };
-        sqlx::query("INSERT INTO audit (qid, action, actor, detail, at) VALUES (?, ?, ?, ?, ?)")
-            .bind(qid)
-            .bind(action)
-            .bind(actor)
-            .bind(detail)
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(q(
+            self.pg,
+            "INSERT INTO audit (qid, action, actor, detail, at) VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(qid)
+        .bind(action)
+        .bind(actor)
+        .bind(detail)
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -485,7 +643,7 @@ impl Ledger {
     ) -> anyhow::Result<Vec<(String, String, Option<String>, std::sync::Arc<ThreadState>)>> {
         let mut states: std::collections::HashMap<String, std::sync::Arc<ThreadState>> =
             std::collections::HashMap::new();
-        for r in sqlx::query("SELECT thread_key, state FROM threads")
+        for r in sqlx::query(q(self.pg, "SELECT thread_key, state FROM threads"))
             .fetch_all(&self.pool)
             .await?
         {
@@ -494,7 +652,7 @@ impl Ledger {
             states.insert(r.get(0), std::sync::Arc::new(st));
         }
         let rows = sqlx::query(
-            "SELECT platform, id, patient_value, thread_key FROM events WHERE outcome = 'filed' ORDER BY sent_at, id",
+            q(self.pg, "SELECT platform, id, patient_value, thread_key FROM events WHERE outcome = 'filed' ORDER BY sent_at, id"),
         )
         .fetch_all(&self.pool)
         .await?;
@@ -509,9 +667,12 @@ impl Ledger {
 
     /// Held events and the time the oldest was held (metrics).
     pub async fn held_summary(&self) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
-        let r = sqlx::query("SELECT COUNT(*), MIN(decided_at) FROM events WHERE outcome = 'held'")
-            .fetch_one(&self.pool)
-            .await?;
+        let r = sqlx::query(q(
+            self.pg,
+            "SELECT COUNT(*), MIN(decided_at) FROM events WHERE outcome = 'held'",
+        ))
+        .fetch_one(&self.pool)
+        .await?;
         let oldest: Option<String> = r.get(1);
         Ok((
             r.get(0),
@@ -523,7 +684,7 @@ impl Ledger {
 
     /// Rows in the held table (for tests and metrics).
     pub async fn held_count(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM held")
+        Ok(sqlx::query(q(self.pg, "SELECT COUNT(*) FROM held"))
             .fetch_one(&self.pool)
             .await?
             .get(0))
@@ -533,9 +694,10 @@ impl Ledger {
     pub async fn outcomes(
         &self,
     ) -> anyhow::Result<Vec<(String, String, Option<String>, Option<String>)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(q(
+            self.pg,
             "SELECT id, outcome, reason, patient_value FROM events ORDER BY platform, id",
-        )
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -551,9 +713,9 @@ impl Ledger {
         until: Option<DateTime<Utc>>,
     ) -> anyhow::Result<Vec<crate::report::EventRow>> {
         let rows = sqlx::query(
-            "SELECT e.platform, e.id, COALESCE(e.room, ''), e.outcome, e.reason, e.sent_at, e.decided_at, \
+            q(self.pg, "SELECT e.platform, e.id, COALESCE(e.room, ''), e.outcome, e.reason, e.sent_at, e.decided_at, \
              (SELECT MIN(q.created_at) FROM quarantine q WHERE q.platform = e.platform AND q.id = e.id AND q.status = 'open') \
-             FROM events e WHERE (?1 IS NULL OR e.sent_at >= ?1) AND (?2 IS NULL OR e.sent_at < ?2) ORDER BY e.sent_at, e.id",
+             FROM events e WHERE (CAST(?1 AS TEXT) IS NULL OR e.sent_at >= ?1) AND (CAST(?2 AS TEXT) IS NULL OR e.sent_at < ?2) ORDER BY e.sent_at, e.id"),
         )
         .bind(since.map(ts))
         .bind(until.map(ts))
@@ -585,7 +747,7 @@ impl Ledger {
         until: Option<DateTime<Utc>>,
     ) -> anyhow::Result<Vec<DateTime<Utc>>> {
         let rows = sqlx::query(
-            "SELECT at FROM rejects WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) ORDER BY at",
+            q(self.pg, "SELECT at FROM rejects WHERE (CAST(?1 AS TEXT) IS NULL OR at >= ?1) AND (CAST(?2 AS TEXT) IS NULL OR at < ?2) ORDER BY at"),
         )
         .bind(since.map(ts))
         .bind(until.map(ts))
@@ -607,15 +769,16 @@ impl Ledger {
 }
 
 async fn save_thread(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
+    pg: bool,
     key: &str,
     state: &ThreadState,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let json = serde_json::to_string(state)?;
     sqlx::query(
-        "INSERT INTO threads (thread_key, state, updated_at) VALUES (?, ?, ?) \
-         ON CONFLICT(thread_key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        q(pg, "INSERT INTO threads (thread_key, state, updated_at) VALUES (?, ?, ?) \
+         ON CONFLICT(thread_key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"),
     )
     .bind(key)
     .bind(json)
@@ -623,12 +786,14 @@ async fn save_thread(
     .execute(&mut **tx)
     .await?;
     // Held content mirrors the state: what is no longer held is deleted.
-    sqlx::query("DELETE FROM held WHERE thread_key = ?")
+    sqlx::query(q(pg, "DELETE FROM held WHERE thread_key = ?"))
         .bind(key)
         .execute(&mut **tx)
         .await?;
     for (i, h) in state.held.iter().enumerate() {
-        sqlx::query("INSERT OR REPLACE INTO held (platform, id, thread_key, seq, content, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query(q(pg, "INSERT INTO held (platform, id, thread_key, seq, content, expires_at) VALUES (?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (platform, id) DO UPDATE SET thread_key = excluded.thread_key, seq = excluded.seq, \
+         content = excluded.content, expires_at = excluded.expires_at"))
             .bind(&h.event.platform)
             .bind(&h.event.id)
             .bind(key)
@@ -642,17 +807,18 @@ async fn save_thread(
 }
 
 async fn record_decision(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
+    pg: bool,
     key: &str,
     d: &Decision,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let e = &d.event;
     sqlx::query(
-        "INSERT INTO events (platform, id, thread_key, outcome, reason, patient_system, patient_value, decided_at, room, sent_at) \
+        q(pg, "INSERT INTO events (platform, id, thread_key, outcome, reason, patient_system, patient_value, decided_at, room, sent_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(platform, id) DO UPDATE SET outcome = excluded.outcome, \
          reason = excluded.reason, patient_system = excluded.patient_system, patient_value = excluded.patient_value, \
-         decided_at = excluded.decided_at, room = excluded.room, sent_at = excluded.sent_at",
+         decided_at = excluded.decided_at, room = excluded.room, sent_at = excluded.sent_at"),
     )
     .bind(&e.platform)
     .bind(&e.id)
@@ -666,15 +832,18 @@ async fn record_decision(
     .bind(ts(e.sent_at.with_timezone(&Utc)))
     .execute(&mut **tx)
     .await?;
-    sqlx::query("INSERT INTO decisions (platform, event_id, line, decided_at) VALUES (?, ?, ?, ?)")
-        .bind(&e.platform)
-        .bind(&e.id)
-        .bind(serde_json::to_string(&d.line())?)
-        .bind(ts(now))
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(q(
+        pg,
+        "INSERT INTO decisions (platform, event_id, line, decided_at) VALUES (?, ?, ?, ?)",
+    ))
+    .bind(&e.platform)
+    .bind(&e.id)
+    .bind(serde_json::to_string(&d.line())?)
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
     if d.outcome == Outcome::Quarantined {
-        sqlx::query("INSERT INTO quarantine (platform, id, thread_key, reason, content, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query(q(pg, "INSERT INTO quarantine (platform, id, thread_key, reason, content, created_at) VALUES (?, ?, ?, ?, ?, ?)"))
             .bind(&e.platform)
             .bind(&e.id)
             .bind(key)
