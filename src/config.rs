@@ -554,6 +554,10 @@ mod tests {
             "amqp://bridge:***@mq.trust.example:5672/clinical"
         );
         assert_eq!(redact_url("amqp://localhost"), "amqp://localhost");
+        assert_eq!(
+            redact_url("postgres://rb:pw@db.trust.example/ledger"),
+            "postgres://rb:***@db.trust.example/ledger"
+        );
         let bad = Config {
             source: Some("amqp://host:notaport/".into()),
             ..Config::default()

@@ -193,6 +193,10 @@ async fn main() -> ExitCode {
                 .source
                 .as_deref()
                 .map(recordbridge::config::redact_url);
+            shown.ledger = shown
+                .ledger
+                .as_deref()
+                .map(|l| PathBuf::from(recordbridge::config::redact_url(&l.to_string_lossy())));
             println!("{}", toml::to_string_pretty(&shown).unwrap_or_default());
             Ok(())
         }
