@@ -405,11 +405,7 @@ fn message_task(state: &mut ThreadState, d: &Decision, rules: &TaskRules) -> Opt
         && let Some(t) = state.tasks.get_mut(&req)
         && t.status.can_move_to(to)
     {
-        t.status = to;
-        if to != Status::Cancelled {
-            t.owner = Some(e.sender.clone());
-        }
-        t.last_modified = e.sent_at;
+        move_task(t, to, e);
         return Some(TaskChange {
             request_id: req,
             task: t.clone(),
@@ -434,6 +430,15 @@ fn message_task(state: &mut ThreadState, d: &Decision, rules: &TaskRules) -> Opt
         task: t,
         created: true,
     })
+}
+
+/// Move a Task on because of event `e`: its sender takes it on (not for a cancel).
+fn move_task(t: &mut TaskState, to: Status, e: &ChatEvent) {
+    t.status = to;
+    if to != Status::Cancelled {
+        t.owner = Some(e.sender.clone());
+    }
+    t.last_modified = e.sent_at;
 }
 
 /// The open Task a message answers: the one of the message it replies to, or
@@ -629,11 +634,7 @@ fn reaction(
         && let Some(t) = state.tasks.get_mut(&target)
         && t.status.can_move_to(to)
     {
-        t.status = to;
-        if to != Status::Cancelled {
-            t.owner = Some(event.sender.clone());
-        }
-        t.last_modified = event.sent_at;
+        move_task(t, to, &event);
         let change = TaskChange {
             request_id: target,
             task: t.clone(),

@@ -1,8 +1,9 @@
-//! The durable ledger (SQLite via sqlx): events seen (dedup), thread state,
-//! held content with its expiry, quarantine items and outcomes.
+//! The durable ledger (SQLite, or PostgreSQL for shared state; sqlx): events
+//! seen (dedup), thread state, held content with its expiry, quarantine items
+//! with their audit trail, the outcome outbox and the decision log.
 //!
-//! One SQLite transaction per decided event keeps the thread state, held
-//! content, outcomes and quarantine consistent with each other.
+//! One transaction per decided event keeps the thread state, held content,
+//! outcomes and quarantine consistent with each other.
 
 use std::path::Path;
 
@@ -91,82 +92,18 @@ CREATE TABLE IF NOT EXISTS rejects (
     at TEXT NOT NULL
 );
 "#;
-/// The same schema for PostgreSQL (64-bit keys, identity columns).
-const SCHEMA_PG: &str = r#"
-CREATE TABLE IF NOT EXISTS events (
-    platform TEXT NOT NULL,
-    id TEXT NOT NULL,
-    thread_key TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    reason TEXT,
-    patient_system TEXT,
-    patient_value TEXT,
-    decided_at TEXT NOT NULL,
-    room TEXT,
-    sent_at TEXT,
-    PRIMARY KEY (platform, id)
-);
-CREATE TABLE IF NOT EXISTS threads (
-    thread_key TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS held (
-    platform TEXT NOT NULL,
-    id TEXT NOT NULL,
-    thread_key TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    content TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    PRIMARY KEY (platform, id)
-);
-CREATE INDEX IF NOT EXISTS held_thread ON held (thread_key, seq);
-CREATE INDEX IF NOT EXISTS held_expiry ON held (expires_at);
-CREATE TABLE IF NOT EXISTS quarantine (
-    qid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    platform TEXT NOT NULL,
-    id TEXT NOT NULL,
-    thread_key TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    content TEXT,
-    status TEXT NOT NULL DEFAULT 'open',
-    created_at TEXT NOT NULL,
-    actor TEXT,
-    acted_at TEXT,
-    resolution TEXT
-);
-CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine (status);
-CREATE TABLE IF NOT EXISTS decisions (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    platform TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    line TEXT NOT NULL,
-    decided_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    platform TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    routing_key TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_event ON outbox (platform, event_id);
-CREATE TABLE IF NOT EXISTS audit (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    qid BIGINT NOT NULL,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    detail TEXT,
-    at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rejects (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    source TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-"#;
+/// The schema for a backend: PostgreSQL gets 64-bit identity keys.
+fn schema(pg: bool) -> String {
+    if !pg {
+        return SCHEMA.to_owned();
+    }
+    SCHEMA
+        .replace(
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        )
+        .replace("INTEGER NOT NULL", "BIGINT NOT NULL")
+}
 
 /// An outcome event to publish, stored with the decision that produced it.
 #[derive(Debug, Clone)]
@@ -298,7 +235,7 @@ impl Ledger {
                 .await
                 .with_context(|| format!("opening ledger {}", path.display()))?
         };
-        sqlx::raw_sql(if pg { SCHEMA_PG } else { SCHEMA })
+        sqlx::raw_sql(AssertSqlSafe(schema(pg)))
             .execute(&pool)
             .await
             .context("creating ledger schema")?;
