@@ -357,7 +357,8 @@ impl Run {
             }));
         }
 
-        let mut interrupted = *self.stop.borrow();
+        // A stop that came during start-up resolves `shutdown` at once.
+        let mut interrupted = false;
         let mut stop = self.stop.clone();
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -384,7 +385,15 @@ impl Run {
                     continue;
                 }
                 _ = failed.wait_for(|f| *f) => break,
-                () = &mut shutdown => { interrupted = true; None }
+                () = &mut shutdown, if !interrupted => {
+                    interrupted = true;
+                    match &sh.broker {
+                        // Stop consuming, but take in what the broker has
+                        // already sent: the channel ends when it is drained.
+                        Some(b) => { b.stop_consuming().await; continue }
+                        None => None,
+                    }
+                }
             };
             let Some(d) = d else { break };
             sh.summary
@@ -403,8 +412,8 @@ impl Run {
                 break; // that worker failed; its error is reported below
             }
         }
-        // Stop consuming; what is queued to the workers is finished, the
-        // rest of the prefetched deliveries go back to the queue at close.
+        // Stop consuming (if not yet); what is queued to the workers is
+        // finished. After a worker failure the rest goes back to the queue at close.
         if let Some(b) = &sh.broker {
             b.stop_consuming().await;
         }

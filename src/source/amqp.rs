@@ -41,6 +41,9 @@ use tracing::{debug, info, warn};
 use super::Delivery;
 use crate::config::{AmqpConfig, redact_url};
 
+/// After a stop, deliveries already sent are forwarded until none has come for this long.
+const DRAIN_IDLE: Duration = Duration::from_secs(2);
+
 /// Header naming why the bridge dead-lettered a message.
 pub const REASON_HEADER: &str = "x-recordbridge-reason";
 
@@ -368,16 +371,27 @@ impl Broker {
     }
 
     /// Forward deliveries until the connection is lost (returns why) or the
-    /// consumer is stopped.
+    /// consumer is stopped. After a stop (`basic.cancel`), what the broker has
+    /// already sent is still forwarded and processed rather than released:
+    /// RabbitMQ 3.10 does not keep the original order of messages a closing
+    /// consumer returns, and a thread's events must be decided in order.
     async fn forward(&self, consumer: &mut lapin::Consumer, tx: &mpsc::Sender<Delivery>) -> String {
         let generation = self.generation.load(Ordering::SeqCst);
         loop {
-            let next = tokio::select! {
-                n = consumer.next() => n,
-                () = self.stopped() => return "stopped".into(),
+            let next = if self.stopping() {
+                match tokio::time::timeout(DRAIN_IDLE, consumer.next()).await {
+                    Ok(n) => n,
+                    Err(_) => return "stopped".into(),
+                }
+            } else {
+                tokio::select! {
+                    n = consumer.next() => n,
+                    () = self.stopped() => continue, // drain from now on
+                }
             };
             let d = match next {
                 Some(Ok(d)) => d,
+                None if self.stopping() => return "stopped".into(),
                 Some(Err(e)) => return e.to_string(),
                 None => return "consumer cancelled by the broker".into(),
             };
@@ -403,10 +417,8 @@ impl Broker {
                     redelivered: d.redelivered,
                 }),
             };
-            tokio::select! {
-                r = tx.send(delivery) => if r.is_err() { return "stopped".into() },
-                // Not forwarded: released when the connection closes.
-                () = self.stopped() => return "stopped".into(),
+            if tx.send(delivery).await.is_err() {
+                return "stopped".into(); // the run stopped reading: released at close
             }
         }
     }
@@ -414,7 +426,9 @@ impl Broker {
     /// Stop consuming (graceful shutdown). In-flight deliveries can still be
     /// acknowledged until [`Broker::close`].
     pub async fn stop_consuming(&self) {
-        self.stop.send_replace(true);
+        if self.stop.send_replace(true) {
+            return; // already stopping
+        }
         let live = self
             .live
             .lock()
