@@ -68,9 +68,7 @@ async fn main() {
     let steady = common::env_or("BENCH_STEADY", 3_000);
     let prefetch = common::env_or("BENCH_PREFETCH", 200);
     let patients = common::hfs::patients("patients.json");
-    let mut r = common::amqp::Rabbit::new().await;
-    r.declare().await;
-    let listener = r.listen_outcomes().await;
+    let (r, listener) = common::amqp::Rabbit::declared().await;
 
     let hfs = if std::env::var("BENCH_SINK").as_deref() == Ok("fhir") {
         let h = common::hfs::Hfs::start().await;

@@ -623,15 +623,12 @@ async fn publish_outcomes(sh: &Shared, pending: Vec<Pending>) -> anyhow::Result<
     let mut done = Vec::with_capacity(pending.len());
     let mut all = true;
     for p in &pending {
-        let id = serde_json::from_str::<serde_json::Value>(&p.payload)
-            .ok()
-            .and_then(|v| v["event_id"].as_str().map(str::to_owned));
         if let Err(e) = b
             .publish(
                 &b.config().outcomes_exchange,
                 &p.routing_key,
                 p.payload.as_bytes(),
-                outcome_props(id.as_deref()),
+                outcome_props(Some(&p.event_id)),
             )
             .await
         {
@@ -793,14 +790,12 @@ async fn apply(
         .commit(key, &step.state, &step.decisions, &outbox, now)
         .await?;
     let m = crate::ops::metrics();
-    for d in &step.decisions {
-        m.decided(d.outcome.as_str(), d.reason.as_deref());
-        let lag = (now - d.event.sent_at.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0;
-        m.event_lag.observe(lag.max(0.0));
-    }
     let mut s = sh.summary.lock().unwrap_or_else(PoisonError::into_inner);
     for d in &step.decisions {
         s.count(d);
+        m.decided(d.outcome.as_str(), d.reason.as_deref());
+        let lag = (now - d.event.sent_at.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0;
+        m.event_lag.observe(lag.max(0.0));
     }
     Ok(pending)
 }

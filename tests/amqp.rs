@@ -94,9 +94,7 @@ fn filed_messages(text: &str, want: &Expected) -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixture_chat_via_rabbitmq_is_filed_the_queue_drains_and_each_decision_has_one_outcome_event()
  {
-    let mut r = Rabbit::new().await;
-    r.declare().await;
-    let listener = r.listen_outcomes().await;
+    let (r, listener) = Rabbit::declared().await;
     let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
     let n = r.publish_lines(&text).await;
     assert_eq!(n, 394);
@@ -235,9 +233,7 @@ async fn fixture_chat_via_rabbitmq_is_filed_the_queue_drains_and_each_decision_h
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_deliveries_are_dead_lettered_with_a_reason_header_while_the_rest_flows() {
-    let mut r = Rabbit::new().await;
-    r.declare().await;
-    let listener = r.listen_outcomes().await;
+    let (r, listener) = Rabbit::declared().await;
     let reasons: HashMap<String, Option<String>> =
         serde_json::from_str(&std::fs::read_to_string(fixture("malformed-expected.json")).unwrap())
             .unwrap();
@@ -347,9 +343,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing_writes_nothing_twice_and_k
 {
     let h = Hfs::start().await;
     h.seed(&patients("patients.json")).await;
-    let mut r = Rabbit::new().await;
-    r.declare().await;
-    let listener = r.listen_outcomes().await;
+    let (r, listener) = Rabbit::declared().await;
     let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
     r.publish_lines(&text).await;
     let order: Vec<String> = text
@@ -427,9 +421,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing_writes_nothing_twice_and_k
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_mid_stream_and_a_restart_completes_without_duplicates() {
-    let mut r = Rabbit::new().await;
-    r.declare().await;
-    let listener = r.listen_outcomes().await;
+    let (r, listener) = Rabbit::declared().await;
     let (text, want, _) = replicated(12);
     r.publish_lines(&text).await;
     let tmp = tempfile::tempdir().unwrap();
@@ -553,9 +545,7 @@ async fn health_endpoints_report_the_broker_and_the_sink() {
 async fn fhir_server_down_stalls_the_bridge_without_acknowledging_and_it_resumes_when_back() {
     let mut h = Hfs::start().await;
     h.seed(&patients("patients.json")).await;
-    let mut r = Rabbit::new().await;
-    r.declare().await;
-    let listener = r.listen_outcomes().await;
+    let (r, listener) = Rabbit::declared().await;
     let tmp = tempfile::tempdir().unwrap();
     let mut env = r.env();
     env.extend([
@@ -744,9 +734,7 @@ async fn a_message_that_keeps_failing_is_dead_lettered_by_the_delivery_limit() {
 async fn outcomes_exchange_deleted_under_the_bridge_is_declared_again_and_flow_resumes() {
     use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions};
     use lapin::types::FieldTable;
-    let mut r = Rabbit::new().await;
-    r.declare().await;
-    let listener = r.listen_outcomes().await;
+    let (mut r, listener) = Rabbit::declared().await;
     let tmp = tempfile::tempdir().unwrap();
     let bridge = spawn_bridge(
         &r.url,
@@ -834,9 +822,7 @@ async fn outcomes_exchange_deleted_under_the_bridge_is_declared_again_and_flow_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_every_decision_by_outcome_and_reason_without_identifiers() {
-    let mut r = Rabbit::new().await;
-    r.declare().await;
-    let listener = r.listen_outcomes().await;
+    let (r, listener) = Rabbit::declared().await;
     let text = std::fs::read_to_string(fixture("ward-chat.ndjson")).unwrap();
     r.publish_lines(&text).await;
     let tmp = tempfile::tempdir().unwrap();

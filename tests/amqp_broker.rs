@@ -13,9 +13,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
-    let mut r = Rabbit::new().await;
-    r.declare().await;
-    let listener = r.listen_outcomes().await;
+    let (mut r, listener) = Rabbit::declared().await;
     let (text, want, _) = replicated(25);
     let want: HashMap<String, String> = want.into_iter().map(|(k, v)| (k, v.0)).collect();
     let total = r.publish_lines(&text).await;

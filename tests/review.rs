@@ -23,6 +23,53 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+fn resolve(ledger: &str, sink: &str, qid: &str, patient: &str, by: &str) -> Output {
+    rb(&[
+        "quarantine",
+        "resolve",
+        qid,
+        "--patient",
+        patient,
+        "--by",
+        by,
+        "--ledger",
+        ledger,
+        "--sink",
+        sink,
+    ])
+}
+
+fn discard(ledger: &str, sink: &str, qid: &str, by: &str, reason: &str) -> Output {
+    rb(&[
+        "quarantine",
+        "discard",
+        qid,
+        "--by",
+        by,
+        "--reason",
+        reason,
+        "--ledger",
+        ledger,
+        "--sink",
+        sink,
+    ])
+}
+
+/// `quarantine show --json` (the viewing is recorded), parsed.
+fn show_json(ledger: &str, qid: &str, by: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&rb(&[
+        "quarantine",
+        "show",
+        qid,
+        "--by",
+        by,
+        "--ledger",
+        ledger,
+        "--json",
+    ])))
+    .unwrap()
+}
+
 /// Open quarantine items (qid, event id, reason).
 fn open_items(ledger: &str) -> Vec<(i64, String, String)> {
     ok(&rb(&[
@@ -88,37 +135,25 @@ fn resolve_and_discard_with_an_audit_trail_in_the_ledger_and_as_audit_events() {
     assert!(shown.contains(&event_text(&amb.1)), "{shown}");
     assert!(shown.contains("viewed") && shown.contains("Dr Ada Reviewer"));
     // A wrong NHS number is refused and changes nothing.
-    let bad = rb(&[
-        "quarantine",
-        "resolve",
-        &amb.0.to_string(),
-        "--patient",
-        &format!("{NHS}|9434765918"),
-        "--by",
-        "Dr Ada Reviewer",
-        "--ledger",
+    let bad = resolve(
         &ledger,
-        "--sink",
         &sink,
-    ]);
+        &amb.0.to_string(),
+        &format!("{NHS}|9434765918"),
+        "Dr Ada Reviewer",
+    );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("Modulus 11"));
     assert_eq!(bundles(&out).len(), before);
 
     // Resolve: filed to the chosen patient, with an AuditEvent in the same Bundle.
-    ok(&rb(&[
-        "quarantine",
-        "resolve",
-        &amb.0.to_string(),
-        "--patient",
-        &format!("{NHS}|{pat}"),
-        "--by",
-        "Dr Ada Reviewer",
-        "--ledger",
+    ok(&resolve(
         &ledger,
-        "--sink",
         &sink,
-    ]));
+        &amb.0.to_string(),
+        &format!("{NHS}|{pat}"),
+        "Dr Ada Reviewer",
+    ));
     let bs = bundles(&out);
     assert_eq!(bs.len(), before + 1);
     let b = bs.last().unwrap();
@@ -153,36 +188,24 @@ fn resolve_and_discard_with_an_audit_trail_in_the_ledger_and_as_audit_events() {
         "the Provenance names the reviewer"
     );
     // Resolved once only.
-    let again = rb(&[
-        "quarantine",
-        "resolve",
-        &amb.0.to_string(),
-        "--patient",
-        &format!("{NHS}|{pat}"),
-        "--by",
-        "Dr Ada Reviewer",
-        "--ledger",
+    let again = resolve(
         &ledger,
-        "--sink",
         &sink,
-    ]);
+        &amb.0.to_string(),
+        &format!("{NHS}|{pat}"),
+        "Dr Ada Reviewer",
+    );
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already resolved"));
 
     // Discard: not filed, content deleted, AuditEvent with the reason.
-    ok(&rb(&[
-        "quarantine",
-        "discard",
-        &other.0.to_string(),
-        "--by",
-        "Sister Bea Checker",
-        "--reason",
-        "duplicate of a filed message",
-        "--ledger",
+    ok(&discard(
         &ledger,
-        "--sink",
         &sink,
-    ]));
+        &other.0.to_string(),
+        "Sister Bea Checker",
+        "duplicate of a filed message",
+    ));
     let bs = bundles(&out);
     assert_eq!(bs.len(), before + 2);
     let d = &bs.last().unwrap()["entry"][0]["resource"];
@@ -195,17 +218,7 @@ fn resolve_and_discard_with_an_audit_trail_in_the_ledger_and_as_audit_events() {
     );
 
     // The ledger's trail: who did what, and the content is gone.
-    let s: serde_json::Value = serde_json::from_str(&ok(&rb(&[
-        "quarantine",
-        "show",
-        &other.0.to_string(),
-        "--by",
-        "Auditor Cy",
-        "--ledger",
-        &ledger,
-        "--json",
-    ])))
-    .unwrap();
+    let s: serde_json::Value = show_json(&ledger, &other.0.to_string(), "Auditor Cy");
     assert_eq!(s["item"]["status"], "discarded");
     assert!(s["event"].is_null(), "content deleted");
     let trail: Vec<(String, String)> = s["audit"]
@@ -226,17 +239,7 @@ fn resolve_and_discard_with_an_audit_trail_in_the_ledger_and_as_audit_events() {
             ("viewed".into(), "Auditor Cy".into())
         ]
     );
-    let s: serde_json::Value = serde_json::from_str(&ok(&rb(&[
-        "quarantine",
-        "show",
-        &amb.0.to_string(),
-        "--by",
-        "Auditor Cy",
-        "--ledger",
-        &ledger,
-        "--json",
-    ])))
-    .unwrap();
+    let s: serde_json::Value = show_json(&ledger, &amb.0.to_string(), "Auditor Cy");
     let actions: Vec<&str> = s["audit"]
         .as_array()
         .unwrap()
@@ -276,36 +279,24 @@ async fn resolve_and_discard_against_the_fhir_server() {
         .as_str()
         .unwrap()
         .to_owned();
-    let o = rb(&[
-        "quarantine",
-        "resolve",
-        &amb.0.to_string(),
-        "--patient",
-        &format!("{NHS}|{unknown}"),
-        "--by",
-        "Dr Ada Reviewer",
-        "--ledger",
+    let o = resolve(
         &ledger,
-        "--sink",
         &sink,
-    ]);
+        &amb.0.to_string(),
+        &format!("{NHS}|{unknown}"),
+        "Dr Ada Reviewer",
+    );
     assert!(!o.status.success());
     assert_eq!(h.count("AuditEvent").await, 0);
     assert_eq!(open_items(&ledger).len(), items.len());
 
-    ok(&rb(&[
-        "quarantine",
-        "resolve",
-        &amb.0.to_string(),
-        "--patient",
-        &format!("{NHS}|{pat}"),
-        "--by",
-        "Dr Ada Reviewer",
-        "--ledger",
+    ok(&resolve(
         &ledger,
-        "--sink",
         &sink,
-    ]));
+        &amb.0.to_string(),
+        &format!("{NHS}|{pat}"),
+        "Dr Ada Reviewer",
+    ));
     let comms = h
         .all(&format!(
             "Communication?identifier=urn:chat:matrix:{}",
@@ -351,17 +342,7 @@ async fn resolve_and_discard_against_the_fhir_server() {
     // Helios keeps AuditEvents to itself (405 for client writes): the review
     // still completes, and the ledger's trail says the server refused it.
     let accepts_audit = h.count("AuditEvent").await > 0;
-    let s: serde_json::Value = serde_json::from_str(&ok(&rb(&[
-        "quarantine",
-        "show",
-        &amb.0.to_string(),
-        "--by",
-        "Auditor Cy",
-        "--ledger",
-        &ledger,
-        "--json",
-    ])))
-    .unwrap();
+    let s: serde_json::Value = show_json(&ledger, &amb.0.to_string(), "Auditor Cy");
     let resolved = s["audit"]
         .as_array()
         .unwrap()
@@ -382,19 +363,13 @@ async fn resolve_and_discard_against_the_fhir_server() {
         );
     }
 
-    ok(&rb(&[
-        "quarantine",
-        "discard",
-        &other.0.to_string(),
-        "--by",
-        "Sister Bea Checker",
-        "--reason",
-        "not about a patient",
-        "--ledger",
+    ok(&discard(
         &ledger,
-        "--sink",
         &sink,
-    ]));
+        &other.0.to_string(),
+        "Sister Bea Checker",
+        "not about a patient",
+    ));
     assert_eq!(
         h.all(&format!(
             "Communication?identifier=urn:chat:matrix:{}",

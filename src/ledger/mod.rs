@@ -118,6 +118,7 @@ pub struct OutboxRow {
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub seq: i64,
+    pub event_id: String,
     pub routing_key: String,
     pub payload: String,
 }
@@ -125,8 +126,9 @@ pub struct Pending {
 fn pending_of(r: sqlx::any::AnyRow) -> Pending {
     Pending {
         seq: r.get(0),
-        routing_key: r.get(1),
-        payload: r.get(2),
+        event_id: r.get(1),
+        routing_key: r.get(2),
+        payload: r.get(3),
     }
 }
 
@@ -257,27 +259,36 @@ impl Ledger {
 
     /// The last outcome of an event already seen, if any (dedup).
     pub async fn seen(&self, platform: &str, id: &str) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query(q(
-            self.pg,
+        self.event_field(
             "SELECT outcome FROM events WHERE platform = ? AND id = ?",
-        ))
-        .bind(platform)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
+            platform,
+            id,
+        )
+        .await
     }
 
     /// The thread an earlier event belongs to (edits, redactions, reactions).
     pub async fn thread_of(&self, platform: &str, id: &str) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query(q(
-            self.pg,
+        self.event_field(
             "SELECT thread_key FROM events WHERE platform = ? AND id = ?",
-        ))
-        .bind(platform)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+            platform,
+            id,
+        )
+        .await
+    }
+
+    /// One text column of an event's row, if the event is known.
+    async fn event_field(
+        &self,
+        sql: &str,
+        platform: &str,
+        id: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query(q(self.pg, sql))
+            .bind(platform)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
@@ -342,6 +353,7 @@ impl Ledger {
             .get(0);
             pending.push(Pending {
                 seq,
+                event_id: o.event_id.clone(),
                 routing_key: o.routing_key.clone(),
                 payload: o.payload.clone(),
             });
@@ -358,7 +370,7 @@ impl Ledger {
         event_id: &str,
     ) -> anyhow::Result<Vec<Pending>> {
         let rows = sqlx::query(
-            q(self.pg, "SELECT seq, routing_key, payload FROM outbox WHERE platform = ? AND event_id = ? ORDER BY seq"),
+            q(self.pg, "SELECT seq, event_id, routing_key, payload FROM outbox WHERE platform = ? AND event_id = ? ORDER BY seq"),
         )
         .bind(platform)
         .bind(event_id)
@@ -371,7 +383,7 @@ impl Ledger {
     pub async fn pending_outcomes(&self, limit: i64) -> anyhow::Result<Vec<Pending>> {
         let rows = sqlx::query(q(
             self.pg,
-            "SELECT seq, routing_key, payload FROM outbox ORDER BY seq LIMIT ?",
+            "SELECT seq, event_id, routing_key, payload FROM outbox ORDER BY seq LIMIT ?",
         ))
         .bind(limit)
         .fetch_all(&self.pool)

@@ -90,14 +90,20 @@ fn typed_bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
             targets.push(full);
             CREATE
         }
-        Write::Edit { target, meta } => {
-            let links = Links {
-                id: target,
-                sent: meta.sent,
-                part_of: meta.part_of.as_deref(),
-                in_response_to: meta.in_response_to.as_deref(),
+        // Both replace the target's Communication by a conditional update.
+        Write::Edit { target, .. } | Write::Redact { target } => {
+            let (c, activity) = match write {
+                Write::Edit { meta, .. } => {
+                    let links = Links {
+                        id: target,
+                        sent: meta.sent,
+                        part_of: meta.part_of.as_deref(),
+                        in_response_to: meta.in_response_to.as_deref(),
+                    };
+                    (communication(d, patient, &links, ctx), UPDATE)
+                }
+                _ => (redacted(d, target, patient, ctx), NULLIFY),
             };
-            let c = communication(d, patient, &links, ctx);
             let url = communication_ref(&e.platform, target);
             entries.push(Some(entry(
                 None,
@@ -107,20 +113,7 @@ fn typed_bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
                 None,
             )));
             targets.push(url);
-            UPDATE
-        }
-        Write::Redact { target } => {
-            let c = redacted(d, target, patient, ctx);
-            let url = communication_ref(&e.platform, target);
-            entries.push(Some(entry(
-                None,
-                c.into(),
-                HTTPVerb::Put,
-                url.clone(),
-                None,
-            )));
-            targets.push(url);
-            NULLIFY
+            activity
         }
         Write::TaskOnly => UPDATE,
     };

@@ -287,15 +287,7 @@ fn counts_table<'a>(
 
 fn count_cells(c: &Counts) -> String {
     let mut s = String::new();
-    for n in [
-        c.seen,
-        c.patient_related,
-        c.filed,
-        c.held,
-        c.quarantined,
-        c.rejected,
-        c.ignored,
-    ] {
+    for n in c.values() {
         let _ = write!(s, "<td class=\"num\">{}</td>", fmt_count(n));
     }
     let _ = write!(

@@ -101,6 +101,20 @@ pub struct EventRow {
 }
 
 impl Counts {
+    /// The counts in column order: seen, patient-related, filed, held,
+    /// quarantined, rejected, ignored.
+    pub fn values(&self) -> [u64; 7] {
+        [
+            self.seen,
+            self.patient_related,
+            self.filed,
+            self.held,
+            self.quarantined,
+            self.rejected,
+            self.ignored,
+        ]
+    }
+
     fn add(&mut self, outcome: &str) {
         self.seen += 1;
         match outcome {
@@ -258,16 +272,11 @@ pub fn csv(r: &Report) -> String {
         "scope,key,seen,patient_related,filed,held,quarantined,rejected,ignored,lag_p50_secs,lag_p95_secs,lag_max_secs\n",
     );
     let row = |out: &mut String, scope: &str, key: &str, c: &Counts, lag: Option<&Lag>| {
+        let counts: Vec<String> = c.values().iter().map(u64::to_string).collect();
         out.push_str(&format!(
-            "{scope},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{scope},{},{},{},{},{}\n",
             field(key),
-            c.seen,
-            c.patient_related,
-            c.filed,
-            c.held,
-            c.quarantined,
-            c.rejected,
-            c.ignored,
+            counts.join(","),
             opt(lag.and_then(|l| l.p50_secs)),
             opt(lag.and_then(|l| l.p95_secs)),
             opt(lag.and_then(|l| l.max_secs)),

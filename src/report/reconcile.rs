@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::decide::task::Status;
 use crate::ledger::Ledger;
 use crate::record::{self, URI_SYSTEM, chat_urn, query_escape};
 use crate::sink::fhir::FhirSink;
@@ -126,13 +125,7 @@ pub async fn reconcile(ledger: &Ledger, fhir: &FhirSink) -> anyhow::Result<Recon
             match found.first() {
                 None => find("Task", "missing", format!("no Task/{tid}")),
                 Some(task) => {
-                    let want = match t.status {
-                        Status::Requested => "requested",
-                        Status::Accepted => "accepted",
-                        Status::InProgress => "in-progress",
-                        Status::Completed => "completed",
-                        Status::Cancelled => "cancelled",
-                    };
+                    let want = t.status.as_str();
                     if task["status"] != want {
                         find(
                             "Task",

@@ -107,6 +107,14 @@ impl Rabbit {
         }
     }
 
+    /// Unique names, the topology declared, and a queue listening to outcome events.
+    pub async fn declared() -> (Rabbit, String) {
+        let mut r = Rabbit::new().await;
+        r.declare().await;
+        let listener = r.listen_outcomes().await;
+        (r, listener)
+    }
+
     /// A new connection (after a broker restart), same names.
     pub async fn reconnect(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
