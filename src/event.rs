@@ -128,15 +128,18 @@ pub const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// Parse one chat event v1 from JSON. `default_platform` fills a missing `platform`.
 pub fn parse_event(input: &str, default_platform: &str) -> Result<ChatEvent, EventError> {
+    from_value(parse_json(input)?, default_platform)
+}
+
+/// Parse an event body of any format as JSON, within [`MAX_EVENT_BYTES`].
+pub fn parse_json(input: &str) -> Result<serde_json::Value, EventError> {
     if input.len() > MAX_EVENT_BYTES {
         return Err(EventError::Invalid {
             field: "(event)",
             problem: format!("is larger than {MAX_EVENT_BYTES} bytes"),
         });
     }
-    let value: serde_json::Value =
-        serde_json::from_str(input).map_err(|e| EventError::Json(describe_json_error(&e)))?;
-    from_value(value, default_platform)
+    serde_json::from_str(input).map_err(|e| EventError::Json(describe_json_error(&e)))
 }
 
 fn describe_json_error(e: &serde_json::Error) -> String {

@@ -4,6 +4,7 @@
 //! ([`identify`], [`decide`], [`record`]) is pure; sources, the ledger and
 //! sinks are the I/O shell.
 
+pub mod adapt;
 pub mod config;
 pub mod decide;
 pub mod event;

@@ -1,0 +1,53 @@
+//! HTML message bodies (Microsoft Teams, Matrix `formatted_body`) reduced to
+//! plain text with `html2text` (an HTML5 parser, html5ever): tags are never
+//! passed through, entities are decoded, `<script>`/`<style>` content is
+//! dropped, and block elements become line breaks, so digits in separate
+//! paragraphs never run together into one number.
+
+/// Plain text of an HTML fragment, without decoration (`*bold*`, link
+/// footnotes) and without wrapping; trailing spaces and blank ends trimmed.
+pub fn to_text(html: &str) -> Result<String, String> {
+    // No wrapping: a width above any line length (events are at most 1 MiB).
+    let width = html.len().max(80) + 1;
+    let text = html2text::config::plain_no_decorate()
+        .link_footnotes(false)
+        .no_table_borders()
+        .string_from_read(html.as_bytes(), width)
+        .map_err(|e| format!("is HTML that cannot be read ({e})"))?;
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    Ok(lines.join("\n").trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_text;
+
+    #[test]
+    fn tags_go_entities_decode_mentions_keep_their_text() {
+        let t = to_text(
+            "<div><p>Please review <at id=\"0\">Dr Ada Quill</at> &amp; check K&#43; &lt;3.5</p></div>",
+        )
+        .unwrap();
+        assert_eq!(t, "Please review Dr Ada Quill & check K+ <3.5");
+    }
+
+    #[test]
+    fn scripts_and_styles_are_not_text_and_blocks_do_not_join_digits() {
+        let t =
+            to_text("<style>p{color:red}</style><script>alert(1)</script><p>943</p><p>4765919</p>")
+                .unwrap();
+        assert!(!t.contains("alert") && !t.contains("color"), "{t}");
+        assert!(!t.contains("9434765919"), "paragraphs must not join: {t}");
+        assert!(t.contains("943") && t.contains("4765919"));
+    }
+
+    #[test]
+    fn inline_markup_inside_a_number_keeps_it_whole_and_long_lines_do_not_wrap() {
+        assert_eq!(
+            to_text("NHS <b>943</b> 476 5919").unwrap(),
+            "NHS 943 476 5919"
+        );
+        let long = format!("<p>{} 9434765919</p>", "word ".repeat(200));
+        assert_eq!(to_text(&long).unwrap().lines().count(), 1);
+    }
+}
