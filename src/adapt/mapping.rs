@@ -473,7 +473,7 @@ impl Mapping {
         self.id
             .as_ref()
             .and_then(|p| p.first(v))
-            .and_then(scalar_string)
+            .and_then(to_string)
             .filter(|s| !s.is_empty() && s.len() <= 256)
     }
 
@@ -950,10 +950,6 @@ fn template_value(pieces: &[Piece], scope: &Value) -> Option<Value> {
         }
     }
     Some(Value::String(s))
-}
-
-fn scalar_string(v: &Value) -> Option<String> {
-    to_string(v)
 }
 
 /// Strings as they are; numbers as their decimal text (numeric ids).
