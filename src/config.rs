@@ -22,6 +22,12 @@ pub struct Config {
     pub ledger: Option<PathBuf>,
     /// Platform assumed for events that do not name one.
     pub platform: String,
+    /// Format of the source's events: `v1` (chat event v1) or the name of a
+    /// mapping file in `formats` (`matrix` is `formats/matrix.toml`). An AMQP
+    /// message can name its own in the `amqp.format_header` header.
+    pub format: String,
+    /// Directory of the mapping files of source formats.
+    pub formats: PathBuf,
     /// Local identifier patterns.
     pub identifiers: PathBuf,
     /// Task detection lexicons and rules.
@@ -62,6 +68,9 @@ pub struct AmqpConfig {
     pub delivery_limit: u32,
     /// Declare the topology at start; `false` only checks that it exists (pre-provisioned).
     pub declare: bool,
+    /// Message header naming the format of a message's body (a mapping file's
+    /// name, or `v1`); without it, the setting `format` applies.
+    pub format_header: String,
     /// Reconnection backoff after a lost connection.
     pub reconnect_initial_ms: u64,
     pub reconnect_max_ms: u64,
@@ -129,6 +138,8 @@ impl Default for Config {
             sink: None,
             ledger: None,
             platform: "chat".into(),
+            format: "v1".into(),
+            formats: PathBuf::from("mappings/formats"),
             identifiers: PathBuf::from("mappings/identifiers.toml"),
             tasks: PathBuf::from("mappings/tasks.toml"),
             hold_window_hours: 72.0,
@@ -155,6 +166,7 @@ impl Default for AmqpConfig {
             prefetch: 200,
             delivery_limit: 10,
             declare: true,
+            format_header: "x-recordbridge-format".into(),
             reconnect_initial_ms: 500,
             reconnect_max_ms: 30_000,
         }
@@ -292,6 +304,9 @@ impl Config {
         if self.platform.trim().is_empty() {
             return Err("setting `platform`: must not be empty".into());
         }
+        if self.format.trim().is_empty() {
+            return Err("setting `format`: must not be empty (`v1` is chat event v1)".into());
+        }
         if !(self.hold_window_hours.is_finite()
             && self.hold_window_hours > 0.0
             && self.hold_window_hours <= 8760.0)
@@ -355,6 +370,7 @@ impl Config {
             ("amqp.dead_exchange", &a.dead_exchange),
             ("amqp.dead_queue", &a.dead_queue),
             ("amqp.outcomes_exchange", &a.outcomes_exchange),
+            ("amqp.format_header", &a.format_header),
         ] {
             if v.trim().is_empty() || v.len() > 255 {
                 return Err(format!("setting `{name}`: must be 1 to 255 characters"));

@@ -77,6 +77,12 @@ struct RunArgs {
     /// Print one decision line per decision (ARCHITECTURE §6) to stdout and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Format of the events: v1, or a mapping file's name in `formats` (e.g. matrix, teams).
+    #[arg(long)]
+    format: Option<String>,
+    /// Directory of the format mapping files (default mappings/formats).
+    #[arg(long)]
+    mappings: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -168,7 +174,18 @@ async fn main() -> ExitCode {
             ..Config::default()
         },
     };
-    let cfg = match Config::load(cli.config.as_deref(), &overrides) {
+    let loaded = Config::load(cli.config.as_deref(), &overrides).map(|mut c| {
+        if let Command::Run(a) = &cli.command {
+            if let Some(f) = &a.format {
+                c.format.clone_from(f);
+            }
+            if let Some(m) = &a.mappings {
+                c.formats.clone_from(m);
+            }
+        }
+        c
+    });
+    let cfg = match loaded.and_then(|c| c.validate().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("recordbridge: {e}");
@@ -207,7 +224,9 @@ async fn main() -> ExitCode {
             eprintln!("recordbridge: {e:#}");
             // A broker configuration problem (credentials, topology) is a
             // configuration error, like an invalid setting.
-            if e.is::<recordbridge::source::amqp::Fatal>() {
+            if e.is::<recordbridge::source::amqp::Fatal>()
+                || e.is::<recordbridge::adapt::FormatError>()
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

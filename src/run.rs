@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Config, SinkSpec, SourceSpec};
 use crate::decide::{self, Decision, Outcome, Policy, reason};
-use crate::event::{self, ChatEvent, EventKind};
+use crate::event::{ChatEvent, EventKind};
 use crate::identify::Identify;
 use crate::ledger::{Ledger, OutboxRow, Pending};
 use crate::ops::{Health, SinkProbe};
@@ -127,6 +127,8 @@ impl RejectReport {
 
 struct Shared {
     cfg: Config,
+    /// The source formats (`v1` and the mapping files).
+    formats: crate::adapt::Formats,
     ledger: Ledger,
     identify: Identify,
     policy: Policy,
@@ -184,6 +186,7 @@ impl Run {
     pub async fn new(cfg: Config, dry_run: bool) -> anyhow::Result<Self> {
         let stop = shutdown_watch()?;
         let identify = load_identify(&cfg)?;
+        let formats = crate::adapt::Formats::for_config(&cfg.formats, &cfg.format)?;
         let policy = Policy {
             hold_window: chrono::Duration::milliseconds(
                 (cfg.hold_window_hours * 3_600_000.0) as i64,
@@ -278,6 +281,7 @@ impl Run {
         let (failed, _) = tokio::sync::watch::channel(false);
         let shared = Shared {
             cfg,
+            formats,
             ledger,
             identify,
             policy,
@@ -498,24 +502,118 @@ fn worker_of(key: &str, n: usize) -> usize {
     (h.finish() % n as u64) as usize
 }
 
-/// Parse a delivery and find its thread; malformed input is rejected here.
+/// The format of a delivery: its format header (AMQP), else the setting `format`.
+fn format_of<'a>(sh: &'a Shared, d: &Delivery) -> Result<crate::adapt::Format<'a>, String> {
+    let named = d
+        .amqp
+        .as_ref()
+        .and_then(|m| m.header_text(&sh.cfg.amqp.format_header));
+    let name = named.as_deref().unwrap_or(&sh.cfg.format);
+    sh.formats.get(name).ok_or_else(|| {
+        let shown: String = name.chars().take(64).collect();
+        format!(
+            "header `{}`: `{shown}` is not a known format (known: {})",
+            sh.cfg.amqp.format_header,
+            sh.formats.names().join(", ")
+        )
+    })
+}
+
+/// Adapt a delivery to chat event v1 and find its thread; malformed input is
+/// rejected and events that are not chat (a platform's state or system
+/// events) are ignored here.
 async fn dispatch(
     sh: &Shared,
     d: Delivery,
 ) -> anyhow::Result<Option<(ChatEvent, String, Option<AmqpMsg>)>> {
-    let parsed = d
-        .body
-        .as_deref()
-        .map_err(|e| e.clone())
-        .and_then(|s| event::parse_event(s, &sh.cfg.platform).map_err(|e| e.to_string()));
-    match parsed {
-        Ok(ev) => {
+    let adapted = d.body.as_deref().map_err(|e| e.clone()).and_then(|s| {
+        let format = format_of(sh, &d)?;
+        crate::adapt::adapt(format, s, &sh.cfg.platform)
+    });
+    match adapted {
+        Ok(crate::adapt::Adapted::Event(ev)) => {
             let key = thread_key(sh, &ev).await?;
-            Ok(Some((ev, key, d.amqp)))
+            Ok(Some((*ev, key, d.amqp)))
+        }
+        Ok(crate::adapt::Adapted::Ignored {
+            id,
+            platform,
+            reason,
+            event_type: _,
+        }) => {
+            ignore(sh, &d, id.as_deref(), &platform, &reason, Utc::now()).await?;
+            Ok(None)
         }
         Err(reason) => {
             reject(sh, &d, &reason, Utc::now()).await?;
             Ok(None)
+        }
+    }
+}
+
+/// A platform event that is not a chat message (room state, a system
+/// message, an event type no rule maps): decided `ignored` with the mapping's
+/// reason. Nothing is filed or dead-lettered; with AMQP an outcome event is
+/// published and the message acknowledged.
+async fn ignore(
+    sh: &Shared,
+    d: &Delivery,
+    id: Option<&str>,
+    platform: &str,
+    why: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sh.summary
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .ignored += 1;
+    debug!(line = d.seq, source = %sh.source_name, reason = why, "ignored a platform event that is not a chat message");
+    crate::ops::metrics().decided("ignored", Some(why));
+    if let Output::DryRun(w) = &sh.out {
+        let line = serde_json::json!({"event_id": id, "outcome": "ignored", "patient": null,
+            "identifiers": [], "task": null, "reason": why});
+        writeln!(w.lock().unwrap_or_else(PoisonError::into_inner), "{line}")?;
+    }
+    if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
+        let payload = serde_json::json!({
+            "event_id": id, "platform": platform, "room": null, "thread": null,
+            "outcome": "ignored", "reason": why, "patient": null, "resources": [],
+            "decided_at": ts(now),
+        });
+        if !publish_direct(sh, b, &format!("ignored.{platform}"), &payload, id).await {
+            return Ok(());
+        }
+        b.ack(m).await;
+    }
+    Ok(())
+}
+
+/// Publish an outcome event that has no ledger row (rejected or ignored
+/// deliveries: they are acknowledged only after this). `false`: not
+/// published; the delivery stays unacknowledged and comes back.
+async fn publish_direct(
+    sh: &Shared,
+    b: &Broker,
+    routing_key: &str,
+    payload: &serde_json::Value,
+    event_id: Option<&str>,
+) -> bool {
+    if !sh.outcomes {
+        return true;
+    }
+    match b
+        .publish(
+            &b.config().outcomes_exchange,
+            routing_key,
+            payload.to_string().as_bytes(),
+            outcome_props(event_id),
+        )
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            warn!(error = %e, routing_key, "outcome event not published; the delivery will be redelivered");
+            false
         }
     }
 }
@@ -564,34 +662,23 @@ async fn reject(sh: &Shared, d: &Delivery, why: &str, now: DateTime<Utc>) -> any
         .record_reject(&format!("{}:{}", sh.source_name, d.seq), why, now)
         .await?;
     if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
-        if sh.outcomes {
-            let v = id_of();
-            let field = |k: &str| {
-                v.as_ref()
-                    .and_then(|v| v.get(k))
-                    .and_then(|x| x.as_str())
-                    .filter(|x| !x.is_empty() && x.len() <= 256)
-                    .map(str::to_owned)
-            };
-            let platform = field("platform").unwrap_or_else(|| sh.cfg.platform.clone());
-            let payload = serde_json::json!({
-                "event_id": field("id"), "platform": platform, "room": field("room"),
-                "thread": field("thread"), "outcome": "rejected", "reason": reason::MALFORMED,
-                "detail": why, "patient": null, "resources": [], "decided_at": ts(now),
-            });
-            let rk = format!("rejected.{platform}");
-            if let Err(e) = b
-                .publish(
-                    &b.config().outcomes_exchange,
-                    &rk,
-                    payload.to_string().as_bytes(),
-                    outcome_props(field("id").as_deref()),
-                )
-                .await
-            {
-                warn!(error = %e, "outcome event of a rejected delivery not published");
-                return Ok(());
-            }
+        let v = id_of();
+        let field = |k: &str| {
+            v.as_ref()
+                .and_then(|v| v.get(k))
+                .and_then(|x| x.as_str())
+                .filter(|x| !x.is_empty() && x.len() <= 256)
+                .map(str::to_owned)
+        };
+        let platform = field("platform").unwrap_or_else(|| sh.cfg.platform.clone());
+        let payload = serde_json::json!({
+            "event_id": field("id"), "platform": platform, "room": field("room"),
+            "thread": field("thread"), "outcome": "rejected", "reason": reason::MALFORMED,
+            "detail": why, "patient": null, "resources": [], "decided_at": ts(now),
+        });
+        let rk = format!("rejected.{platform}");
+        if !publish_direct(sh, b, &rk, &payload, field("id").as_deref()).await {
+            return Ok(());
         }
         b.ack(m).await;
     }

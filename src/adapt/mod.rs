@@ -20,6 +20,12 @@ use crate::event::{self, ChatEvent};
 /// The built-in format: chat event v1 as it is.
 pub const V1: &str = "v1";
 
+/// The formats do not fit the configuration (a mapping file that does not
+/// load, or a `format` setting no file declares): a configuration error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FormatError(pub String);
+
 /// The formats a bridge accepts: `v1` and every mapping file of its directory.
 #[derive(Debug, Clone, Default)]
 pub struct Formats {
@@ -83,6 +89,19 @@ impl Formats {
             out.mappings.insert(m.name.clone(), Arc::new(m));
         }
         Ok(out)
+    }
+
+    /// The formats of `dir`, where `default` must be one of them.
+    pub fn for_config(dir: &Path, default: &str) -> Result<Self, FormatError> {
+        let f = Self::load(dir).map_err(|e| FormatError(format!("setting `formats`: {e}")))?;
+        if f.get(default).is_none() {
+            return Err(FormatError(format!(
+                "setting `format`: `{default}` is not a known format (known: {}; a format is a mapping file FORMAT.toml in {})",
+                f.names().join(", "),
+                dir.display()
+            )));
+        }
+        Ok(f)
     }
 
     /// `v1` and the mapped formats, sorted.

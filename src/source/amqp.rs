@@ -96,6 +96,17 @@ pub struct AmqpMsg {
     pub redelivered: bool,
 }
 
+impl AmqpMsg {
+    /// A text header of the message (long or short string), if present.
+    pub fn header_text(&self, name: &str) -> Option<String> {
+        match self.properties.headers().as_ref()?.inner().get(name)? {
+            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            AMQPValue::ShortString(s) => Some(s.to_string()),
+            _ => None,
+        }
+    }
+}
+
 /// The live connection and its two channels.
 struct Live {
     conn: Arc<Connection>,
