@@ -1,5 +1,6 @@
 //! `recordbridge` command line.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,8 +27,12 @@ enum Command {
     /// Work with quarantined events.
     #[command(subcommand)]
     Quarantine(QuarantineCmd),
-    /// Validate the configuration and print it (secrets are never printed: only their source).
-    Check,
+    /// Validate the configuration and print it (secrets are never printed:
+    /// only their source); with --mappings or --sample, validate the format
+    /// mapping files and show the chat event v1 each sample event becomes
+    /// (exit status 2 for a mapping file that does not fit, 1 for a sample
+    /// event that does not map).
+    Check(CheckArgs),
     /// Record completeness over a period, by room and by day (never any message text).
     Report(ReportArgs),
     /// Check every filed message and Task of the ledger against the FHIR server
@@ -77,12 +82,29 @@ struct RunArgs {
     /// Print one decision line per decision (ARCHITECTURE §6) to stdout and write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Format of the events: v1, or a mapping file's name in `formats` (e.g. matrix, teams).
+    #[command(flatten)]
+    formats: FormatArgs,
+}
+
+/// Which event format, and where its mapping files are.
+#[derive(Args, Clone)]
+struct FormatArgs {
+    /// Format of the events: v1, or a mapping file's name (e.g. matrix, teams).
     #[arg(long)]
     format: Option<String>,
-    /// Directory of the format mapping files (default mappings/formats).
-    #[arg(long)]
+    /// Directory of the format mapping files (default mappings/formats); a
+    /// directory with a `formats` folder (such as `mappings`) means that folder.
+    #[arg(long, value_name = "DIR")]
     mappings: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    formats: FormatArgs,
+    /// Sample events of the format (NDJSON, one per line): print the chat event v1 each becomes.
+    #[arg(long, value_name = "FILE")]
+    sample: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -163,7 +185,7 @@ async fn main() -> ExitCode {
             sink: sink.clone(),
             ..Config::default()
         },
-        Command::Check => Config::default(),
+        Command::Check(_) => Config::default(),
         Command::Report(a) => Config {
             ledger: a.ledger.clone(),
             ..Config::default()
@@ -175,12 +197,17 @@ async fn main() -> ExitCode {
         },
     };
     let loaded = Config::load(cli.config.as_deref(), &overrides).map(|mut c| {
-        if let Command::Run(a) = &cli.command {
-            if let Some(f) = &a.format {
+        let fa = match &cli.command {
+            Command::Run(a) => Some(&a.formats),
+            Command::Check(a) => Some(&a.formats),
+            _ => None,
+        };
+        if let Some(fa) = fa {
+            if let Some(f) = &fa.format {
                 c.format.clone_from(f);
             }
-            if let Some(m) = &a.mappings {
-                c.formats.clone_from(m);
+            if let Some(m) = &fa.mappings {
+                c.formats = recordbridge::adapt::formats_dir(m);
             }
         }
         c
@@ -204,7 +231,10 @@ async fn main() -> ExitCode {
         Command::Quarantine(cmd) => quarantine_review(&cfg, cmd).await,
         Command::Report(a) => report(&cfg, &a).await,
         Command::Reconcile { json, .. } => reconcile(&cfg, json).await,
-        Command::Check => {
+        Command::Check(a) if a.formats.mappings.is_some() || a.sample.is_some() => {
+            return check_formats(&cfg, a.sample.as_deref());
+        }
+        Command::Check(_) => {
             let mut shown = cfg.clone();
             shown.source = shown
                 .source
@@ -409,4 +439,77 @@ async fn reconcile(cfg: &Config, json: bool) -> anyhow::Result<()> {
         anyhow::bail!("{} missing, {} mismatched", r.missing, r.mismatched);
     }
     Ok(())
+}
+
+/// `check --mappings DIR [--sample FILE]`: every mapping file of the
+/// directory is loaded and each error printed (file:line: field: problem);
+/// then each sample line is adapted and printed as one JSON line:
+/// `{"line":N,"event":{chat event v1}}`, `{"line":N,"ignored":{"id","reason"}}`
+/// or `{"line":N,"error":"..."}`.
+fn check_formats(cfg: &Config, sample: Option<&std::path::Path>) -> ExitCode {
+    use recordbridge::adapt::{self, Adapted, Formats};
+    let (formats, errors) = Formats::load_all(&cfg.formats);
+    for e in &errors {
+        eprintln!("recordbridge: mapping error: {e}");
+    }
+    if !errors.is_empty() {
+        return ExitCode::from(2);
+    }
+    for m in formats.mappings() {
+        eprintln!(
+            "format `{}` (platform `{}`, {} rules): {} fits",
+            m.name,
+            m.platform(),
+            m.rule_count(),
+            m.file.display()
+        );
+    }
+    let Some(sample) = sample else {
+        return ExitCode::SUCCESS;
+    };
+    let Some(format) = formats.get(&cfg.format) else {
+        eprintln!(
+            "recordbridge: setting `format`: `{}` is not a known format (known: {})",
+            cfg.format,
+            formats.names().join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let text = match std::fs::read_to_string(sample) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("recordbridge: cannot read {}: {e}", sample.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut bad = 0usize;
+    let mut out = std::io::stdout().lock();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let n = i + 1;
+        let shown = match adapt::adapt(format, line, &cfg.platform) {
+            Ok(Adapted::Event(e)) => serde_json::json!({"line": n, "event": e}),
+            Ok(Adapted::Ignored { id, reason, .. }) => {
+                serde_json::json!({"line": n, "ignored": {"id": id, "reason": reason}})
+            }
+            Err(e) => {
+                bad += 1;
+                serde_json::json!({"line": n, "error": e})
+            }
+        };
+        if writeln!(out, "{shown}").is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    if bad > 0 {
+        eprintln!(
+            "recordbridge: {bad} sample event(s) of {} do not map as format `{}`",
+            sample.display(),
+            cfg.format
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

@@ -17,6 +17,7 @@
 //! down stalls the affected threads (readiness goes false) instead of stopping
 //! the bridge, and nothing is acknowledged until it is back.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -321,6 +322,7 @@ impl Run {
         let swept = sweep(&sh, Utc::now()).await?;
         publish_outcomes(&sh, swept).await?;
 
+        let mut recent = RecentThreads::new(RECENT_THREADS);
         let mut senders = Vec::with_capacity(self.workers);
         let mut handles = Vec::with_capacity(self.workers);
         for _ in 0..self.workers {
@@ -404,7 +406,7 @@ impl Run {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .read += 1;
-            let Some((ev, key, msg)) = dispatch(&sh, d).await? else {
+            let Some((ev, key, msg)) = dispatch(&sh, &mut recent, d).await? else {
                 continue;
             };
             let idx = worker_of(&key, senders.len());
@@ -524,6 +526,7 @@ fn format_of<'a>(sh: &'a Shared, d: &Delivery) -> Result<crate::adapt::Format<'a
 /// events) are ignored here.
 async fn dispatch(
     sh: &Shared,
+    recent: &mut RecentThreads,
     d: Delivery,
 ) -> anyhow::Result<Option<(ChatEvent, String, Option<AmqpMsg>)>> {
     let adapted = d.body.as_deref().map_err(|e| e.clone()).and_then(|s| {
@@ -532,7 +535,7 @@ async fn dispatch(
     });
     match adapted {
         Ok(crate::adapt::Adapted::Event(ev)) => {
-            let key = thread_key(sh, &ev).await?;
+            let key = thread_key(sh, recent, &ev).await?;
             Ok(Some((*ev, key, d.amqp)))
         }
         Ok(crate::adapt::Adapted::Ignored {
@@ -746,14 +749,67 @@ async fn flush_outbox(sh: &Shared) -> anyhow::Result<()> {
     }
 }
 
-async fn thread_key(sh: &Shared, ev: &ChatEvent) -> anyhow::Result<String> {
-    if ev.kind != EventKind::Message
-        && let Some(t) = &ev.target
-        && let Some(k) = sh.ledger.thread_of(&ev.platform, t).await?
-    {
-        return Ok(k);
+/// The thread an event belongs to. An edit, redaction or reaction goes to
+/// its target's thread: platforms such as Matrix and Teams name the target,
+/// not the thread, and the target may still be in flight (dispatched, not
+/// yet committed), so recently dispatched events are looked up first, then
+/// the ledger.
+async fn thread_key(
+    sh: &Shared,
+    recent: &mut RecentThreads,
+    ev: &ChatEvent,
+) -> anyhow::Result<String> {
+    let key = match (&ev.kind, &ev.target) {
+        (EventKind::Message, _) | (_, None) => None,
+        (_, Some(t)) => match recent.get(&ev.platform, t) {
+            Some(k) => Some(k.to_owned()),
+            None => sh.ledger.thread_of(&ev.platform, t).await?,
+        },
+    };
+    let key = key.unwrap_or_else(|| ev.thread_key());
+    recent.insert(&ev.platform, &ev.id, &key);
+    Ok(key)
+}
+
+/// How many dispatched events' threads are remembered in memory (about
+/// 10 MB at most); in flight at once are at most the worker queues (64 each).
+const RECENT_THREADS: usize = 65_536;
+
+/// Thread keys of the most recently dispatched events, bounded (oldest out
+/// first). It only has to cover events not yet in the ledger, which the
+/// bounded worker queues keep far below the capacity.
+pub(crate) struct RecentThreads {
+    map: HashMap<(String, String), String>,
+    order: std::collections::VecDeque<(String, String)>,
+    cap: usize,
+}
+
+impl RecentThreads {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            cap: cap.max(1),
+        }
     }
-    Ok(ev.thread_key())
+
+    fn get(&self, platform: &str, id: &str) -> Option<&str> {
+        self.map
+            .get(&(platform.to_owned(), id.to_owned()))
+            .map(String::as_str)
+    }
+
+    fn insert(&mut self, platform: &str, id: &str, key: &str) {
+        let k = (platform.to_owned(), id.to_owned());
+        if self.map.insert(k.clone(), key.to_owned()).is_none() {
+            self.order.push_back(k);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 /// Process one event to a durable outcome, then acknowledge its delivery.

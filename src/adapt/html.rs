@@ -6,7 +6,14 @@
 
 /// Plain text of an HTML fragment, without decoration (`*bold*`, link
 /// footnotes) and without wrapping; trailing spaces and blank ends trimmed.
+///
+/// Two things beyond html2text: a Teams mention `<at id="0">Name</at>`
+/// becomes `@Name`, as mentions are written in plain-text chat (the task
+/// rules skip `@` words); and non-breaking and other Unicode spaces
+/// (`&nbsp;` is common in Teams bodies) become plain spaces, so
+/// `943&nbsp;476&nbsp;5919` reads as the NHS number it is.
 pub fn to_text(html: &str) -> Result<String, String> {
+    let html = mark_mentions(html);
     // No wrapping: a width above any line length (events are at most 1 MiB).
     let width = html.len().max(80) + 1;
     let text = html2text::config::plain_no_decorate()
@@ -14,8 +21,47 @@ pub fn to_text(html: &str) -> Result<String, String> {
         .no_table_borders()
         .string_from_read(html.as_bytes(), width)
         .map_err(|e| format!("is HTML that cannot be read ({e})"))?;
+    let text: String = text
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() && c != '\n' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
     let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
     Ok(lines.join("\n").trim().to_owned())
+}
+
+/// Put `@` at the start of each `<at ...>` element's content.
+fn mark_mentions(html: &str) -> std::borrow::Cow<'_, str> {
+    let lower = html.to_ascii_lowercase();
+    if !lower.contains("<at") {
+        return html.into();
+    }
+    let mut out = String::with_capacity(html.len() + 8);
+    let mut from = 0;
+    let mut search = 0;
+    while let Some(i) = lower[search..].find("<at").map(|i| i + search) {
+        let after = lower.as_bytes().get(i + 3).copied();
+        search = i + 3;
+        if !matches!(after, Some(b'>' | b' ' | b'\t' | b'\n' | b'\r' | b'/')) {
+            continue;
+        }
+        let Some(end) = lower[i..].find('>').map(|e| e + i + 1) else {
+            break;
+        };
+        out.push_str(&html[from..end]);
+        if !html[end..].starts_with('@') {
+            out.push('@');
+        }
+        from = end;
+        search = end;
+    }
+    out.push_str(&html[from..]);
+    out.into()
 }
 
 #[cfg(test)]
@@ -28,7 +74,26 @@ mod tests {
             "<div><p>Please review <at id=\"0\">Dr Ada Quill</at> &amp; check K&#43; &lt;3.5</p></div>",
         )
         .unwrap();
-        assert_eq!(t, "Please review Dr Ada Quill & check K+ <3.5");
+        assert_eq!(t, "Please review @Dr Ada Quill & check K+ <3.5");
+    }
+
+    #[test]
+    fn mentions_get_one_at_sign_and_other_tags_starting_with_at_do_not() {
+        assert_eq!(
+            to_text(
+                "<at id=\"0\">Ada</at> and <AT id=1>@Bo</AT> <attachment id=\"9\"></attachment>ok"
+            )
+            .unwrap(),
+            "@Ada and @Bo ok"
+        );
+    }
+
+    #[test]
+    fn non_breaking_spaces_become_spaces_so_numbers_read_whole() {
+        assert_eq!(
+            to_text("<p>NHS 999&nbsp;412&#8239;0107</p>").unwrap(),
+            "NHS 999 412 0107"
+        );
     }
 
     #[test]

@@ -421,6 +421,11 @@ impl Mapping {
         &self.platform
     }
 
+    /// How many rules the file declares.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
     /// Map one platform event. The error names the rule, its line and the
     /// field, never any content of the event.
     pub fn apply(&self, v: &Value) -> Result<Mapped, String> {

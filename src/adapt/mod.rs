@@ -56,17 +56,28 @@ impl Formats {
     /// Load every `*.toml` in `dir` (sorted by name). A missing directory
     /// gives only `v1`; any file that does not fit fails the whole load.
     pub fn load(dir: &Path) -> Result<Self, MappingError> {
+        let (out, mut errors) = Self::load_all(dir);
+        match errors.is_empty() {
+            true => Ok(out),
+            false => Err(errors.swap_remove(0)),
+        }
+    }
+
+    /// Load every `*.toml` in `dir`: the files that fit, and an error for
+    /// each that does not (for `check`, which reports them all).
+    pub fn load_all(dir: &Path) -> (Self, Vec<MappingError>) {
         let mut out = Self::default();
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (out, Vec::new()),
             Err(e) => {
-                return Err(MappingError {
+                let err = MappingError {
                     file: dir.to_owned(),
                     line: 0,
                     field: None,
                     message: format!("cannot read the mappings directory: {e}"),
-                });
+                };
+                return (out, vec![err]);
             }
         };
         let mut files: Vec<_> = entries
@@ -75,20 +86,23 @@ impl Formats {
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         files.sort();
+        let mut errors = Vec::new();
         for f in files {
-            let m = Mapping::load(&f)?;
-            if m.name == V1 {
-                return Err(MappingError {
+            match Mapping::load(&f) {
+                Ok(m) if m.name == V1 => errors.push(MappingError {
                     file: f,
                     line: 1,
                     field: None,
                     message: "`v1` is the built-in chat event v1 format; name the file otherwise"
                         .into(),
-                });
+                }),
+                Ok(m) => {
+                    out.mappings.insert(m.name.clone(), Arc::new(m));
+                }
+                Err(e) => errors.push(e),
             }
-            out.mappings.insert(m.name.clone(), Arc::new(m));
         }
-        Ok(out)
+        (out, errors)
     }
 
     /// The formats of `dir`, where `default` must be one of them.
@@ -122,6 +136,13 @@ impl Formats {
     pub fn mappings(&self) -> impl Iterator<Item = &Mapping> {
         self.mappings.values().map(|m| &**m)
     }
+}
+
+/// The directory of format mapping files that `dir` names: `dir/formats`
+/// when it has one (`--mappings mappings`), else `dir` itself.
+pub fn formats_dir(dir: &Path) -> std::path::PathBuf {
+    let sub = dir.join("formats");
+    if sub.is_dir() { sub } else { dir.to_owned() }
 }
 
 /// Adapt one body. The error is a reject reason: it names the format, rule,

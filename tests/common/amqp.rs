@@ -215,6 +215,22 @@ impl Rabbit {
 
     /// Publish to the chat exchange, persistent, waiting for every confirm.
     pub async fn publish(&self, bodies: &[Vec<u8>]) {
+        self.publish_with(bodies, FieldTable::default()).await;
+    }
+
+    /// Publish with a format header (`x-recordbridge-format`), as a gateway
+    /// carrying several platforms' events on one exchange would.
+    pub async fn publish_format(&self, bodies: &[Vec<u8>], format: &str) {
+        let mut h = FieldTable::default();
+        h.insert(
+            "x-recordbridge-format".into(),
+            AMQPValue::LongString(format.into()),
+        );
+        self.publish_with(bodies, h).await;
+    }
+
+    /// Publish with these headers, persistent, waiting for every confirm.
+    pub async fn publish_with(&self, bodies: &[Vec<u8>], headers: FieldTable) {
         let mut confirms = Vec::with_capacity(bodies.len());
         for b in bodies {
             confirms.push(
@@ -226,7 +242,8 @@ impl Rabbit {
                         b,
                         BasicProperties::default()
                             .with_delivery_mode(2)
-                            .with_content_type("application/json".into()),
+                            .with_content_type("application/json".into())
+                            .with_headers(headers.clone()),
                     )
                     .await
                     .unwrap(),

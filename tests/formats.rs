@@ -1,0 +1,620 @@
+//! Black-box tests of the chat platforms' own formats (mappings/formats/):
+//! the real binary on the Matrix and Teams fixtures, decided as the same chat
+//! in chat event v1; through the bundle directory, a real FHIR server and a
+//! real RabbitMQ; mapping-file errors; a third format added as a file alone.
+//!
+//! Fixtures: fixtures/formats/generate.py writes the ward chat in Matrix and
+//! Teams form; the *-examples files are written by hand from the Matrix
+//! specification and the Microsoft Graph documentation.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::amqp::{Rabbit, outcome_json, spawn_bridge, stop};
+use common::hfs::{Hfs, assert_communications, expected_communications, patients};
+use common::*;
+
+fn formats(rel: &str) -> std::path::PathBuf {
+    fixture("formats").join(rel)
+}
+
+fn src(p: &Path) -> String {
+    format!("file:{}", p.display())
+}
+
+/// `run --dry-run` of a file in a format, which must succeed; its decision lines.
+fn dry(file: &Path, format: &str, mappings: &Path) -> Vec<serde_json::Value> {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_ok(&[
+        "run",
+        "--dry-run",
+        "--source",
+        &src(file),
+        "--sink",
+        &format!("dir:{}", tmp.path().join("out").display()),
+        "--format",
+        format,
+        "--mappings",
+        &mappings.display().to_string(),
+    ]);
+    lines(&out.stdout)
+}
+
+fn lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn mappings() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings")
+}
+
+fn read_lines(p: &Path) -> Vec<serde_json::Value> {
+    lines(&std::fs::read(p).unwrap())
+}
+
+/// The two runs made the same decisions, line for line (event ids of `got`
+/// translated by `ids`).
+fn assert_same_decisions(
+    got: &[serde_json::Value],
+    want: &[serde_json::Value],
+    ids: &HashMap<String, String>,
+) {
+    assert_eq!(got.len(), want.len(), "number of decision lines");
+    for (g, w) in got.iter().zip(want) {
+        let mut g = g.clone();
+        let id = g["event_id"].as_str().unwrap().to_owned();
+        g["event_id"] = ids.get(&id).cloned().unwrap_or(id).into();
+        assert_eq!(&g, w, "decision differs from the same chat in v1");
+    }
+}
+
+#[test]
+fn matrix_ward_chat_is_decided_exactly_as_the_same_chat_in_v1() {
+    let v1 = dry(&fixture("ward-chat.ndjson"), "v1", &mappings());
+    let matrix = dry(&formats("matrix/ward-chat.ndjson"), "matrix", &mappings());
+    assert_same_decisions(&matrix, &v1, &HashMap::new());
+    // and those are the fixture's expected decisions
+    let raw: Vec<u8> = matrix
+        .iter()
+        .map(|v| format!("{v}\n"))
+        .collect::<String>()
+        .into_bytes();
+    let got = final_decisions(&raw);
+    let want = expected();
+    assert_eq!(got.len(), want.len());
+    for (id, w) in &want {
+        assert_eq!(got.get(id), Some(w), "final decision of {id}");
+    }
+    // The quoted reply fallbacks hold other messages' identifiers; stripped,
+    // they did not change a decision (checked above). Make sure there were some.
+    let quoted = std::fs::read_to_string(formats("matrix/ward-chat.ndjson"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(r#""body":"> <@"#))
+        .count();
+    assert!(quoted >= 10, "the fixture has reply fallbacks ({quoted})");
+}
+
+#[test]
+fn teams_ward_chat_is_decided_exactly_as_the_same_chat_in_v1() {
+    // The same chat in v1 is the ward chat without what Teams cannot carry:
+    // reactions (Graph has no reaction events) and explicit patient tags.
+    let original = read_lines(&fixture("ward-chat.ndjson"));
+    let same_in_v1 = read_lines(&formats("teams/ward-chat.v1.ndjson"));
+    let derived: Vec<serde_json::Value> = original
+        .into_iter()
+        .filter(|v| v["type"] != "reaction")
+        .map(|mut v| {
+            v.as_object_mut().unwrap().remove("patient");
+            v
+        })
+        .collect();
+    assert_eq!(
+        same_in_v1, derived,
+        "teams/ward-chat.v1.ndjson is the ward chat as Teams carries it"
+    );
+
+    let ids: HashMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(formats("teams/ids.json")).unwrap()).unwrap();
+    let v1 = dry(&formats("teams/ward-chat.v1.ndjson"), "v1", &mappings());
+    let teams = dry(&formats("teams/ward-chat.ndjson"), "teams", &mappings());
+    assert_same_decisions(&teams, &v1, &ids);
+    // Enough of the chat is filed, and tasks found, for the comparison to mean something.
+    assert!(v1.iter().filter(|v| v["outcome"] == "filed").count() > 150);
+    assert!(v1.iter().filter(|v| !v["task"].is_null()).count() > 20);
+}
+
+#[test]
+fn matrix_chat_into_the_bundle_directory_writes_what_the_v1_chat_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |file: &Path, format: &str, name: &str| {
+        let out = tmp.path().join(name);
+        run_ok(&[
+            "run",
+            "--source",
+            &src(file),
+            "--sink",
+            &format!("dir:{}", out.display()),
+            "--ledger",
+            &tmp.path().join(format!("{name}.db")).display().to_string(),
+            "--format",
+            format,
+        ]);
+        // Per bundle: the event, and the Communication's subject, status and text.
+        bundles(&out)
+            .iter()
+            .map(|b| {
+                let c = communication(b).map(|(c, id)| {
+                    (
+                        id,
+                        c["subject"]["identifier"]["value"].to_string(),
+                        c["status"].to_string(),
+                        c["payload"].to_string(),
+                    )
+                });
+                (bundle_event(b), c)
+            })
+            .collect::<Vec<_>>()
+    };
+    let v1 = run(&fixture("ward-chat.ndjson"), "v1", "v1");
+    let matrix = run(&formats("matrix/ward-chat.ndjson"), "matrix", "matrix");
+    assert!(v1.len() > 150, "bundles written ({})", v1.len());
+    let v1: HashSet<_> = v1.into_iter().collect();
+    let matrix: HashSet<_> = matrix.into_iter().collect();
+    assert_eq!(
+        matrix, v1,
+        "same bundles: events, subjects, statuses, texts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_chat_into_a_real_fhir_server_files_each_message_once_for_its_patient() {
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "run",
+        "--source",
+        &src(&formats("matrix/ward-chat.ndjson")),
+        "--sink",
+        &format!("fhir:{}", h.base),
+        "--ledger",
+        &tmp.path().join("l.db").display().to_string(),
+        "--format",
+        "matrix",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || bin().args(&args).output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_communications(&h, &expected_communications(None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_format_header_selects_the_mapping_per_message_and_an_unknown_one_is_dead_lettered() {
+    let (r, listener) = Rabbit::declared().await;
+    let matrix: Vec<Vec<u8>> = std::fs::read_to_string(formats("matrix/ward-chat.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    let n = matrix.len();
+    // The bridge's own format stays v1: the header alone selects Matrix.
+    r.publish_format(&matrix, "matrix").await;
+    // A Matrix membership event (state, not chat) and an unknown format.
+    let member = br#"{"type":"m.room.member","event_id":"$member1","room_id":"!ward7:trust.example","sender":"@ada:trust.example","state_key":"@ada:trust.example","origin_server_ts":1795158348000,"content":{"membership":"join"}}"#.to_vec();
+    r.publish_format(std::slice::from_ref(&member), "matrix")
+        .await;
+    let unknown = br#"{"id":"$x1","room":"!r","sender":"@s","sent_at":"2026-11-20T10:00:00Z","text":"hello"}"#.to_vec();
+    r.publish_format(std::slice::from_ref(&unknown), "telegram")
+        .await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bridge = spawn_bridge(
+        &r.url,
+        &format!("dir:{}", tmp.path().join("out").display()),
+        &tmp.path().join("ledger.db"),
+        &r.env(),
+        Stdio::null(),
+    );
+    let want = expected();
+    let done = |g: &[common::amqp::Got]| {
+        let evs = outcome_json(g);
+        let mut last: HashMap<&str, &str> = HashMap::new();
+        for v in &evs {
+            if let (Some(id), Some(o)) = (v["event_id"].as_str(), v["outcome"].as_str()) {
+                last.insert(id, o);
+            }
+        }
+        want.iter()
+            .all(|(id, w)| last.get(id.as_str()) == Some(&w.0.as_str()))
+            && last.get("$member1") == Some(&"ignored")
+            && evs.iter().any(|v| v["outcome"] == "rejected")
+    };
+    let got = r
+        .collect_until(&listener, Duration::from_secs(120), done)
+        .await;
+    let o = stop(bridge);
+    assert!(o.status.success(), "exit status {:?}", o.status);
+    assert!(
+        done(&got),
+        "not every event got its expected outcome ({} outcome events)",
+        got.len()
+    );
+    assert_eq!(n, want.len());
+
+    let evs = outcome_json(&got);
+    let state: Vec<_> = got
+        .iter()
+        .zip(&evs)
+        .filter(|(_, v)| v["reason"] == "state-event")
+        .collect();
+    assert_eq!(state.len(), 1, "one outcome for the state event");
+    assert_eq!(state[0].1["event_id"], "$member1");
+    assert_eq!(state[0].1["outcome"], "ignored");
+    assert_eq!(state[0].0.routing_key, "ignored.matrix");
+
+    let dead = r.take_all(&r.cfg.dead_queue).await;
+    assert_eq!(dead.len(), 1, "only the unknown format is dead-lettered");
+    assert_eq!(
+        dead[0].body, unknown,
+        "dead letter is the body as published"
+    );
+    let why = &dead[0].headers["x-recordbridge-reason"];
+    assert!(
+        why.contains("`telegram` is not a known format") && why.contains("matrix"),
+        "reason names the format and the known ones: {why}"
+    );
+    assert_eq!(r.count(&r.cfg.queue).await, 0, "queue drained");
+    r.cleanup().await;
+}
+
+/// `check --mappings DIR --format F --sample FILE`.
+fn check(dir: &Path, format: &str, sample: &Path) -> Output {
+    bin()
+        .args([
+            "check",
+            "--mappings",
+            &dir.display().to_string(),
+            "--format",
+            format,
+            "--sample",
+            &sample.display().to_string(),
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Check output equals the hand-written expectation (times compared as instants).
+fn assert_check_output(out: &Output, expected: &Path) {
+    assert!(
+        out.status.success(),
+        "check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out.stdout);
+    let want = read_lines(expected);
+    assert_eq!(got.len(), want.len(), "one output line per sample event");
+    let instant =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    for (mut g, mut w) in got.into_iter().zip(want) {
+        if g.get("event").is_some() && w.get("event").is_some() {
+            assert_eq!(
+                instant(&g["event"]["sent_at"]),
+                instant(&w["event"]["sent_at"]),
+                "line {}",
+                w["line"]
+            );
+            g["event"]["sent_at"] = serde_json::Value::Null;
+            w["event"]["sent_at"] = serde_json::Value::Null;
+        }
+        assert_eq!(g, w, "line {}", w["line"]);
+    }
+}
+
+#[test]
+fn check_shows_what_matrix_specification_examples_become() {
+    let out = check(
+        &mappings(),
+        "matrix",
+        &formats("matrix/spec-examples.ndjson"),
+    );
+    assert_check_output(&out, &formats("matrix/spec-examples.expected.ndjson"));
+}
+
+#[test]
+fn check_shows_what_graph_chat_message_examples_become() {
+    let out = check(
+        &mappings(),
+        "teams",
+        &formats("teams/graph-examples.ndjson"),
+    );
+    assert_check_output(&out, &formats("teams/graph-examples.expected.ndjson"));
+}
+
+#[test]
+fn state_and_unknown_events_are_decided_ignored_with_a_reason_not_rejected() {
+    let got = dry(
+        &formats("matrix/spec-examples.ndjson"),
+        "matrix",
+        &mappings(),
+    );
+    let by_id: HashMap<&str, &serde_json::Value> = got
+        .iter()
+        .map(|v| (v["event_id"].as_str().unwrap(), v))
+        .collect();
+    assert_eq!(
+        by_id["$1432735824413PhrSn:example.org"]["outcome"],
+        "ignored"
+    );
+    assert_eq!(
+        by_id["$1432735824413PhrSn:example.org"]["reason"],
+        "state-event"
+    );
+    assert_eq!(
+        by_id["$1432735824414PhrSn:example.org"]["outcome"],
+        "ignored"
+    );
+    assert_eq!(
+        by_id["$1432735824414PhrSn:example.org"]["reason"],
+        "unsupported-event-type"
+    );
+    assert!(
+        got.iter().all(|v| v["outcome"] != "rejected"),
+        "nothing rejected: {got:?}"
+    );
+}
+
+#[test]
+fn a_sample_event_that_does_not_fit_its_mapping_is_an_error_naming_rule_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = tmp.path().join("s.ndjson");
+    // A Matrix message without a sender; then a good one.
+    std::fs::write(
+        &sample,
+        "{\"type\":\"m.room.message\",\"event_id\":\"$a\",\"room_id\":\"!r\",\"origin_server_ts\":1,\"content\":{\"msgtype\":\"m.text\",\"body\":\"hi\"}}\n\
+         {\"type\":\"m.room.message\",\"event_id\":\"$b\",\"room_id\":\"!r\",\"sender\":\"@s\",\"origin_server_ts\":1,\"content\":{\"msgtype\":\"m.text\",\"body\":\"hi\"}}\n",
+    )
+    .unwrap();
+    let out = check(&mappings(), "matrix", &sample);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a sample that does not map: exit 1"
+    );
+    let got = lines(&out.stdout);
+    let err = got[0]["error"].as_str().expect("line 1 is an error");
+    assert!(
+        err.contains("rule `message`")
+            && err.contains("field `sender`")
+            && err.contains("matrix.toml:"),
+        "{err}"
+    );
+    assert_eq!(got[1]["event"]["sender"], "@s");
+}
+
+/// The 1-based line of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn mapping_file_errors_name_the_file_the_line_and_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad_path = "[format]\nplatform = \"webhook\"\n\n[fields]\nid = \"/data/id\"\nroom = \"/data/conversation\"\nsender = \"data/author/id\"\nsent_at = \"/data/created_at\"\n\n[[rule]]\nname = \"created\"\n[rule.fields]\ntext = \"/data/text\"\n";
+    let missing = "[format]\nplatform = \"webhook\"\n\n[fields]\nid = \"/data/id\"\nsender = \"/data/author/id\"\nsent_at = \"/data/created_at\"\n\n[[rule]]\nname = \"created\"\n[rule.fields]\ntext = \"/data/text\"\n";
+    let cases = [
+        (
+            "bad-path",
+            bad_path,
+            "sender",
+            line_of(bad_path, "sender ="),
+            "must start with `/`",
+        ),
+        (
+            "missing",
+            missing,
+            "room",
+            line_of(missing, "[[rule]]"),
+            "room",
+        ),
+    ];
+    for (name, text, field, line, problem) in cases {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let file = dir.join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let want = format!("{}:{line}: field `{field}`: ", file.display());
+        // check: exit 2 and the error.
+        let out = bin()
+            .args(["check", "--mappings", &dir.display().to_string()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(&want) && err.contains(problem),
+            "{name}: want {want}…{problem}, got: {err}"
+        );
+        // run refuses to start, with the same error, as a configuration error.
+        let out = bin()
+            .args([
+                "run",
+                "--dry-run",
+                "--source",
+                &src(&fixture("ward-chat.ndjson")),
+                "--sink",
+                &format!("dir:{}", tmp.path().join("out").display()),
+                "--mappings",
+                &dir.display().to_string(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(&want), "{name}: {err}");
+        assert!(
+            out.stdout.is_empty(),
+            "nothing decided with a broken mapping"
+        );
+    }
+    // An unknown --format is a configuration error that lists the known ones.
+    let out = bin()
+        .args([
+            "run",
+            "--dry-run",
+            "--source",
+            &src(&fixture("ward-chat.ndjson")),
+            "--sink",
+            &format!("dir:{}", tmp.path().join("out").display()),
+            "--format",
+            "telegram",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`telegram` is not a known format (known: v1, matrix, teams"),
+        "{err}"
+    );
+}
+
+/// A generic webhook format, declared only by a mapping file written here.
+const WEBHOOK: &str = r#"# A generic chat webhook: {"event": "...", "data": {...}}
+[format]
+platform = "webhook"
+description = "Generic chat webhook JSON"
+id = "/data/id"
+type = "/event"
+
+[fields]
+id = "/data/id"
+room = "/data/conversation"
+thread = "/data/thread_id"
+sender = "/data/author/id"
+sender_name = "/data/author/name"
+sender_role = "/data/author/role"
+sent_at = "/data/created_at"
+
+[[rule]]
+name = "created"
+when = { path = "/event", equals = "message.created" }
+[rule.fields]
+type = { const = "message" }
+reply_to = "/data/in_reply_to"
+text = "/data/text"
+mentions = "/data/mentions/*/id"
+patient = { fields = { system = "/data/patient/system", value = "/data/patient/value" } }
+
+[[rule]]
+name = "updated"
+when = { path = "/event", equals = "message.updated" }
+[rule.fields]
+type = { const = "edit" }
+target = "/data/message_id"
+text = "/data/text"
+mentions = "/data/mentions/*/id"
+
+[[rule]]
+name = "deleted"
+when = { path = "/event", equals = "message.deleted" }
+[rule.fields]
+type = { const = "redaction" }
+target = "/data/message_id"
+
+[[rule]]
+name = "reaction"
+when = { path = "/event", equals = "reaction.added" }
+[rule.fields]
+type = { const = "reaction" }
+target = "/data/message_id"
+key = "/data/emoji"
+"#;
+
+/// The ward chat as webhook JSON (test data made here, from the v1 fixture).
+fn to_webhook(v: &serde_json::Value) -> serde_json::Value {
+    let kind = v["type"].as_str().unwrap();
+    let event = match kind {
+        "message" => "message.created",
+        "edit" => "message.updated",
+        "redaction" => "message.deleted",
+        "reaction" => "reaction.added",
+        other => panic!("{other}"),
+    };
+    let mut data = serde_json::json!({
+        "id": v["id"], "conversation": v["room"], "thread_id": v["thread"],
+        "author": {"id": v["sender"], "name": v["sender_name"], "role": v["sender_role"]},
+        "created_at": v["sent_at"], "text": v["text"], "in_reply_to": v["reply_to"],
+        "message_id": v["target"], "emoji": v["key"], "patient": v["patient"],
+        "mentions": v["mentions"].as_array().map(|m| m.iter().map(|id| serde_json::json!({"id": id})).collect::<Vec<_>>()),
+    });
+    data.as_object_mut().unwrap().retain(|_, x| !x.is_null());
+    serde_json::json!({"event": event, "data": data, "delivery": {"attempt": 1}})
+}
+
+#[test]
+fn a_third_format_added_as_a_mapping_file_alone_is_decided_as_v1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("formats");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("webhook.toml"), WEBHOOK).unwrap();
+    let mut text: String = read_lines(&fixture("ward-chat.ndjson"))
+        .iter()
+        .map(|v| format!("{}\n", to_webhook(v)))
+        .collect();
+    // and an event type the file does not map
+    text.push_str(
+        r#"{"event":"typing.started","data":{"id":"t1","conversation":"!ward7:trust.example"}}"#,
+    );
+    text.push('\n');
+    let file = tmp.path().join("webhook.ndjson");
+    std::fs::write(&file, &text).unwrap();
+
+    // check lists the format and maps every sample event
+    let out = check(&dir, "webhook", &file);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("format `webhook`"), "{err}");
+    let shown = lines(&out.stdout);
+    let original = read_lines(&fixture("ward-chat.ndjson"));
+    for (s, o) in shown.iter().zip(&original) {
+        let mut e = s["event"].clone();
+        e["platform"] = o["platform"].clone();
+        let mut o = o.clone();
+        // chrono writes Z as +00:00; compare as instants
+        e["sent_at"] = serde_json::Value::Null;
+        o["sent_at"] = serde_json::Value::Null;
+        assert_eq!(e, o, "webhook event maps back to the v1 event");
+    }
+    assert_eq!(
+        shown.last().unwrap()["ignored"]["reason"],
+        "unsupported-event-type"
+    );
+
+    // the pipeline decides it as the v1 chat
+    let v1 = dry(&fixture("ward-chat.ndjson"), "v1", &mappings());
+    let mut webhook = dry(&file, "webhook", &dir);
+    let typing = webhook
+        .iter()
+        .position(|v| v["event_id"] == "t1")
+        .expect("a line for t1");
+    let typing = webhook.remove(typing);
+    assert_eq!(typing["outcome"], "ignored");
+    assert_eq!(typing["reason"], "unsupported-event-type");
+    assert_same_decisions(&webhook, &v1, &HashMap::new());
+}
