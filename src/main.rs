@@ -235,6 +235,10 @@ async fn main() -> ExitCode {
             return check_formats(&cfg, a.sample.as_deref());
         }
         Command::Check(_) => {
+            if let Err(e) = recordbridge::adapt::Formats::for_config(&cfg.formats, &cfg.format) {
+                eprintln!("recordbridge: {e}");
+                return ExitCode::from(2);
+            }
             let mut shown = cfg.clone();
             shown.source = shown
                 .source
