@@ -17,6 +17,9 @@ use crate::decide::{Decision, Outcome};
 use crate::event::ChatEvent;
 use crate::identify::thread::{Held, ThreadState};
 
+mod partitions;
+pub use partitions::Leases;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
     platform TEXT NOT NULL,
@@ -61,6 +64,15 @@ CREATE TABLE IF NOT EXISTS quarantine (
     resolution TEXT
 );
 CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine (status);
+CREATE TABLE IF NOT EXISTS replicas (
+    id TEXT PRIMARY KEY,
+    seen_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partitions (
+    part BIGINT PRIMARY KEY,
+    owner TEXT,
+    expires_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS decisions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     platform TEXT NOT NULL,
@@ -237,10 +249,26 @@ impl Ledger {
                 .await
                 .with_context(|| format!("opening ledger {}", path.display()))?
         };
-        sqlx::raw_sql(AssertSqlSafe(schema(pg)))
-            .execute(&pool)
-            .await
-            .context("creating ledger schema")?;
+        if pg {
+            // Replicas starting together on a new database: one creates the
+            // schema at a time (concurrent CREATE TABLE IF NOT EXISTS can
+            // fail on PostgreSQL's catalog).
+            let mut tx = pool.begin().await.context("creating ledger schema")?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7420117001)")
+                .execute(&mut *tx)
+                .await
+                .context("creating ledger schema")?;
+            sqlx::raw_sql(AssertSqlSafe(schema(pg)))
+                .execute(&mut *tx)
+                .await
+                .context("creating ledger schema")?;
+            tx.commit().await.context("creating ledger schema")?;
+        } else {
+            sqlx::raw_sql(AssertSqlSafe(schema(pg)))
+                .execute(&pool)
+                .await
+                .context("creating ledger schema")?;
+        }
         // Ledgers made before the report existed lack these columns.
         if !pg {
             for alter in [
