@@ -71,6 +71,17 @@ pub struct AmqpConfig {
     /// Message header naming the format of a message's body (a mapping file's
     /// name, or `v1`); without it, the setting `format` applies.
     pub format_header: String,
+    /// Partitioned consumption: 0 consumes the one queue `queue`; N > 0
+    /// routes chat events by room through the consistent-hash exchange
+    /// `partition_exchange` into N queues `queue.0` … `queue.N-1`, each with
+    /// a single active consumer, shared among the replicas by leases in the
+    /// ledger (a PostgreSQL ledger for several replicas).
+    pub partitions: u16,
+    /// The consistent-hash exchange (plugin rabbitmq_consistent_hash_exchange).
+    pub partition_exchange: String,
+    /// Lease time of a partition: a replica that stops renewing (it died)
+    /// loses its partitions to the others after this long.
+    pub lease_secs: u64,
     /// Reconnection backoff after a lost connection.
     pub reconnect_initial_ms: u64,
     pub reconnect_max_ms: u64,
@@ -167,6 +178,9 @@ impl Default for AmqpConfig {
             delivery_limit: 10,
             declare: true,
             format_header: "x-recordbridge-format".into(),
+            partitions: 0,
+            partition_exchange: "recordbridge.partition".into(),
+            lease_secs: 15,
             reconnect_initial_ms: 500,
             reconnect_max_ms: 30_000,
         }
@@ -371,10 +385,17 @@ impl Config {
             ("amqp.dead_queue", &a.dead_queue),
             ("amqp.outcomes_exchange", &a.outcomes_exchange),
             ("amqp.format_header", &a.format_header),
+            ("amqp.partition_exchange", &a.partition_exchange),
         ] {
             if v.trim().is_empty() || v.len() > 255 {
                 return Err(format!("setting `{name}`: must be 1 to 255 characters"));
             }
+        }
+        if a.partitions > 1024 {
+            return Err("setting `amqp.partitions`: at most 1024".into());
+        }
+        if a.partitions > 0 && !(3..=3600).contains(&a.lease_secs) {
+            return Err("setting `amqp.lease_secs`: 3 to 3600 seconds".into());
         }
         if a.exchange == a.dead_exchange || a.queue == a.dead_queue {
             return Err(

@@ -323,6 +323,14 @@ impl Run {
         publish_outcomes(&sh, swept).await?;
 
         let mut recent = RecentThreads::new(RECENT_THREADS);
+        let leases = match &sh.broker {
+            Some(b) if sh.cfg.amqp.partitions > 0 => Some(tokio::spawn(manage_partitions(
+                sh.clone(),
+                b.clone(),
+                replica_id(),
+            ))),
+            _ => None,
+        };
         let mut senders = Vec::with_capacity(self.workers);
         let mut handles = Vec::with_capacity(self.workers);
         for _ in 0..self.workers {
@@ -382,6 +390,12 @@ impl Run {
             let d = tokio::select! {
                 d = rx.recv() => d,
                 _ = sweep_timer.tick() => {
+                    // Partitioned: one replica sweeps (the holder of partition 0).
+                    if sh.cfg.amqp.partitions > 0
+                        && !sh.broker.as_ref().is_some_and(|b| b.consumes(0))
+                    {
+                        continue;
+                    }
                     let mut failed = false;
                     for key in sh.ledger.threads_with_expired_holds(Utc::now()).await? {
                         let idx = worker_of(&key, senders.len());
@@ -447,6 +461,16 @@ impl Run {
         }
         if let Some(b) = &sh.broker {
             b.close().await;
+        }
+        if let Some(l) = leases {
+            // Give the partitions back at once (the others need not wait
+            // for the leases to expire).
+            if let Ok(me) = l.await {
+                let all: Vec<u16> = (0..sh.cfg.amqp.partitions).collect();
+                if let Err(e) = sh.ledger.release_partitions(&me, &all, true).await {
+                    warn!(error = %e, "could not give the partition leases back; they expire");
+                }
+            }
         }
         if let Output::DryRun(w) = &sh.out {
             w.lock().unwrap_or_else(PoisonError::into_inner).flush()?;
@@ -769,6 +793,82 @@ async fn thread_key(
     let key = key.unwrap_or_else(|| ev.thread_key());
     recent.insert(&ev.platform, &ev.id, &key);
     Ok(key)
+}
+
+/// This replica's name in the partition leases: the host name (a pod's
+/// name in Kubernetes), the process id and a random suffix.
+fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..6])
+}
+
+/// Partitioned consumption: heartbeat and hold this replica's fair share of
+/// partition leases (ledger), and consume exactly the partitions held
+/// (broker). Ends when the broker stops; returns the replica id.
+async fn manage_partitions(sh: Arc<Shared>, broker: Arc<Broker>, me: String) -> String {
+    let n = sh.cfg.amqp.partitions;
+    let lease = chrono::Duration::seconds(sh.cfg.amqp.lease_secs as i64);
+    let every = Duration::from_millis((sh.cfg.amqp.lease_secs * 1000 / 3).max(500));
+    info!(replica = %me, partitions = n, lease_secs = sh.cfg.amqp.lease_secs, "partitioned consumption");
+    // Announce first, so that replicas starting together see each other
+    // before they claim their shares.
+    if let Err(e) = sh
+        .ledger
+        .lease_partitions(&me, n, lease, false, Utc::now())
+        .await
+    {
+        warn!(error = %e, "partition leases: heartbeat failed");
+    }
+    let mut held: Vec<u16> = Vec::new();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = broker.stopped() => break,
+        }
+        if broker.stopping() {
+            break;
+        }
+        // Without the broker, leases are not renewed: they expire and the
+        // other replicas take the partitions over.
+        if !broker.is_connected() {
+            continue;
+        }
+        let l = match sh
+            .ledger
+            .lease_partitions(&me, n, lease, true, Utc::now())
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "partition leases: heartbeat failed");
+                continue;
+            }
+        };
+        let want: Vec<u16> = l.owned.iter().take(l.share).copied().collect();
+        let consumed = broker.set_partitions(&want).await;
+        let give_back: Vec<u16> = l
+            .owned
+            .iter()
+            .filter(|p| !want.contains(p) && !consumed.contains(p))
+            .copied()
+            .collect();
+        if !give_back.is_empty()
+            && let Err(e) = sh.ledger.release_partitions(&me, &give_back, false).await
+        {
+            warn!(error = %e, "partition leases: release failed");
+        }
+        if consumed != held {
+            info!(replica = %me, live_replicas = l.live, share = l.share, partitions = ?consumed, "partitions consumed");
+            held = consumed;
+        }
+    }
+    me
 }
 
 /// How many dispatched events' threads are remembered in memory (about

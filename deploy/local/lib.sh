@@ -170,6 +170,13 @@ ensure_rabbitmq() {
         done
         rb_log "RabbitMQ is up (AMQP on 127.0.0.1:5672) after ~${waited} s"
     fi
+    # Partitioned consumption (amqp.partitions) needs the consistent-hash
+    # exchange; the plugin ships with RabbitMQ and is enabled on the running
+    # node (idempotent; no restart).
+    if command -v rabbitmq-plugins >/dev/null 2>&1; then
+        _rb_as_root rabbitmq-plugins enable rabbitmq_consistent_hash_exchange </dev/null >/dev/null 2>&1 ||
+            rb_err "could not enable rabbitmq_consistent_hash_exchange (partition tests will fail)"
+    fi
     export RECORDBRIDGE_TEST_AMQP_URL="${RECORDBRIDGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 }
 

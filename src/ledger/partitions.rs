@@ -172,11 +172,9 @@ impl Ledger {
 
 /// Where a replica starts looking for partitions to claim.
 fn offset(me: &str, partitions: u16) -> u16 {
-    let h = me
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let h = me.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     (h % u64::from(partitions.max(1))) as u16
 }
 
@@ -211,7 +209,11 @@ mod tests {
             all.extend(got.owned);
         }
         all.sort_unstable();
-        assert_eq!(all, (0..8).collect::<Vec<u16>>(), "every partition held once");
+        assert_eq!(
+            all,
+            (0..8).collect::<Vec<u16>>(),
+            "every partition held once"
+        );
 
         // c stops heartbeating; after the lease time a and b take its partitions.
         let c_had = l.owned("c", 8).await.unwrap();
@@ -219,12 +221,22 @@ mod tests {
         for r in ["a", "b"] {
             l.lease_partitions(r, 8, lease, true, t(6)).await.unwrap();
         }
-        let a = l.lease_partitions("a", 8, lease, true, t(12)).await.unwrap();
-        let b = l.lease_partitions("b", 8, lease, true, t(12)).await.unwrap();
+        let a = l
+            .lease_partitions("a", 8, lease, true, t(12))
+            .await
+            .unwrap();
+        let b = l
+            .lease_partitions("b", 8, lease, true, t(12))
+            .await
+            .unwrap();
         assert_eq!((a.live, a.share), (2, 4));
         let mut ab: Vec<u16> = a.owned.iter().chain(&b.owned).copied().collect();
         ab.sort_unstable();
-        assert_eq!(ab, (0..8).collect::<Vec<u16>>(), "survivors hold everything");
+        assert_eq!(
+            ab,
+            (0..8).collect::<Vec<u16>>(),
+            "survivors hold everything"
+        );
         assert!(a.owned.len() == 4 && b.owned.len() == 4, "{a:?} {b:?}");
     }
 
@@ -241,7 +253,9 @@ mod tests {
         assert!(b.owned.is_empty(), "{b:?}");
         let a = l.lease_partitions("a", 4, lease, true, t(2)).await.unwrap();
         assert_eq!(a.share, 2, "a sees its share shrink");
-        l.release_partitions("a", &a.owned[2..], false).await.unwrap();
+        l.release_partitions("a", &a.owned[2..], false)
+            .await
+            .unwrap();
         let b = l.lease_partitions("b", 4, lease, true, t(3)).await.unwrap();
         assert_eq!(b.owned, vec![2, 3]);
         // A clean leave frees the heartbeat at once.

@@ -23,7 +23,7 @@
 //!   separate channel in confirm mode: [`Broker::publish`] returns only when
 //!   the broker has confirmed the message.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -43,6 +43,10 @@ use crate::config::{AmqpConfig, redact_url};
 
 /// After a stop, deliveries already sent are forwarded until none has come for this long.
 const DRAIN_IDLE: Duration = Duration::from_secs(2);
+
+/// How long a partition being given back waits for its forwarded deliveries
+/// to be finished before closing its channel anyway.
+const RELEASE_WAIT: Duration = Duration::from_secs(30);
 
 /// Redelivered messages are collected until none has come for this long.
 const REORDER_IDLE: Duration = Duration::from_millis(300);
@@ -94,6 +98,10 @@ pub struct AmqpMsg {
     /// The body when it is not UTF-8 (otherwise it is in [`Delivery::body`]).
     pub raw_invalid: Option<Vec<u8>>,
     pub redelivered: bool,
+    /// The partition's count of deliveries forwarded and not yet
+    /// acknowledged (partitioned consumption; a partition is given back
+    /// only when it is zero).
+    pub inflight: Option<Arc<AtomicUsize>>,
 }
 
 impl AmqpMsg {
@@ -130,6 +138,20 @@ pub struct Broker {
     generation: AtomicU64,
     stop: tokio::sync::watch::Sender<bool>,
     reconnected: Notify,
+    /// A partition consumer ended with an error (partitioned consumption).
+    lost: Notify,
+    /// Partitioned consumption: the partitions consumed now.
+    parts: Mutex<std::collections::BTreeMap<u16, Part>>,
+    /// Where deliveries go (kept for partitions subscribed later).
+    tx: Mutex<Option<mpsc::Sender<Delivery>>>,
+}
+
+/// One partition queue being consumed, on its own channel.
+struct Part {
+    release: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    channel: Channel,
+    tag: String,
 }
 
 impl std::fmt::Debug for Broker {
@@ -211,6 +233,39 @@ pub async fn declare_topology(ch: &Channel, cfg: &AmqpConfig) -> lapin::Result<(
         none(),
     )
     .await?;
+    if cfg.partitions > 0 {
+        // Chat exchange → consistent-hash exchange (hashing the routing key,
+        // which publishers set to the room) → N partition queues, weight 1 each.
+        ch.exchange_declare(
+            cfg.partition_exchange.as_str().into(),
+            ExchangeKind::Custom(CONSISTENT_HASH.into()),
+            durable_exchange(),
+            none(),
+        )
+        .await?;
+        ch.exchange_bind(
+            cfg.partition_exchange.as_str().into(),
+            cfg.exchange.as_str().into(),
+            cfg.binding_key.as_str().into(),
+            lapin::options::ExchangeBindOptions::default(),
+            none(),
+        )
+        .await?;
+        for p in 0..cfg.partitions {
+            let q = partition_queue(cfg, p);
+            ch.queue_declare(q.as_str().into(), durable_queue(), partition_arguments(cfg))
+                .await?;
+            ch.queue_bind(
+                q.as_str().into(),
+                cfg.partition_exchange.as_str().into(),
+                "1".into(),
+                QueueBindOptions::default(),
+                none(),
+            )
+            .await?;
+        }
+        return Ok(());
+    }
     ch.queue_declare(
         cfg.queue.as_str().into(),
         durable_queue(),
@@ -228,6 +283,22 @@ pub async fn declare_topology(ch: &Channel, cfg: &AmqpConfig) -> lapin::Result<(
     Ok(())
 }
 
+/// The exchange type of the consistent-hash plugin.
+pub const CONSISTENT_HASH: &str = "x-consistent-hash";
+
+/// The name of partition queue `p`: `queue.p`.
+pub fn partition_queue(cfg: &AmqpConfig, p: u16) -> String {
+    format!("{}.{p}", cfg.queue)
+}
+
+/// Arguments of a partition queue: those of the consumed queue, and a
+/// single active consumer (one replica at a time receives its messages).
+pub fn partition_arguments(cfg: &AmqpConfig) -> FieldTable {
+    let mut args = queue_arguments(cfg);
+    args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    args
+}
+
 /// Check that a pre-provisioned topology exists (passive declarations).
 async fn check_topology(conn: &Connection, cfg: &AmqpConfig) -> lapin::Result<()> {
     let passive = QueueDeclareOptions {
@@ -235,7 +306,14 @@ async fn check_topology(conn: &Connection, cfg: &AmqpConfig) -> lapin::Result<()
         ..QueueDeclareOptions::default()
     };
     // A failed passive declare closes the channel: one channel per check.
-    for q in [&cfg.queue, &cfg.dead_queue] {
+    let queues: Vec<String> = if cfg.partitions > 0 {
+        (0..cfg.partitions)
+            .map(|p| partition_queue(cfg, p))
+            .collect()
+    } else {
+        vec![cfg.queue.clone()]
+    };
+    for q in queues.iter().chain([&cfg.dead_queue]) {
         let ch = conn.create_channel().await?;
         ch.queue_declare(q.as_str().into(), passive, FieldTable::default())
             .await?;
@@ -273,6 +351,14 @@ fn fatal_kind(e: &lapin::Error) -> Option<&'static str> {
             AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => {
                 Some("not found: with amqp.declare = false the topology must exist")
             }
+            AMQPErrorKind::Hard(AMQPHardError::COMMANDINVALID)
+                if amqp.get_message().as_str().contains(CONSISTENT_HASH) =>
+            {
+                Some(
+                    "the broker has no consistent-hash exchange type: \
+                     run `rabbitmq-plugins enable rabbitmq_consistent_hash_exchange` (amqp.partitions > 0)",
+                )
+            }
             _ => None,
         },
         lapin::ErrorKind::AuthProviderError(_) => Some("authentication failed"),
@@ -299,6 +385,9 @@ impl Broker {
             generation: AtomicU64::new(0),
             stop: tokio::sync::watch::Sender::new(false),
             reconnected: Notify::new(),
+            lost: Notify::new(),
+            parts: Mutex::new(std::collections::BTreeMap::new()),
+            tx: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(usize::from(cfg.prefetch));
         // The first connection is made here, so that configuration errors
@@ -327,12 +416,21 @@ impl Broker {
             }
         };
         let b = broker.clone();
-        tokio::spawn(async move { b.supervise(consumer, tx).await });
+        match consumer {
+            Some(c) => {
+                tokio::spawn(async move { b.supervise(c, tx).await });
+            }
+            None => {
+                *broker.tx.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+                tokio::spawn(async move { b.supervise_partitions().await });
+            }
+        }
         Ok(Some((broker, rx)))
     }
 
-    /// One connection: channels, topology, QoS and the consumer.
-    async fn connect(&self) -> lapin::Result<lapin::Consumer> {
+    /// One connection: channels, topology, QoS and the consumer (none with
+    /// partitions: those are subscribed by [`Broker::set_partitions`]).
+    async fn connect(&self) -> lapin::Result<Option<lapin::Consumer>> {
         let props = ConnectionProperties::default()
             .with_connection_name(LongString::from("recordbridge".as_bytes().to_vec()));
         let conn = Connection::connect(&self.url, props).await?;
@@ -351,6 +449,23 @@ impl Broker {
             .await?;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let tag = format!("recordbridge-{}-{generation}", std::process::id());
+        if self.cfg.partitions > 0 {
+            *self.live.lock().unwrap_or_else(PoisonError::into_inner) = Some(Live {
+                conn: Arc::new(conn),
+                consume,
+                publish,
+                consumer_tag: String::new(),
+            });
+            self.connected.store(true, Ordering::SeqCst);
+            self.reconnected.notify_waiters();
+            info!(
+                broker = %redact_url(&self.url),
+                partitions = self.cfg.partitions,
+                generation,
+                "connected to AMQP; partitions are consumed as their leases are taken"
+            );
+            return Ok(None);
+        }
         let consumer = consume
             .basic_consume(
                 self.cfg.queue.as_str().into(),
@@ -374,7 +489,7 @@ impl Broker {
             generation,
             "consuming from AMQP"
         );
-        Ok(consumer)
+        Ok(Some(consumer))
     }
 
     /// Forward deliveries; on a lost connection, reconnect with backoff.
@@ -403,11 +518,12 @@ impl Broker {
                     return;
                 }
                 match self.connect().await {
-                    Ok(c) => {
+                    Ok(Some(c)) => {
                         consumer = c;
                         backoff.reset();
                         break;
                     }
+                    Ok(None) => unreachable!("one queue: connect always consumes"),
                     Err(e) => {
                         warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "AMQP reconnect failed")
                     }
@@ -423,7 +539,21 @@ impl Broker {
     /// RabbitMQ 3.10 does not keep the original order of messages a closing
     /// consumer returns, and a thread's events must be decided in order.
     async fn forward(&self, consumer: &mut lapin::Consumer, tx: &mpsc::Sender<Delivery>) -> String {
+        let (_never, rx) = tokio::sync::watch::channel(false);
+        self.forward_until(consumer, tx, rx, None).await
+    }
+
+    /// [`Broker::forward`], also ending (with "released") when `release`
+    /// turns true; `inflight` counts what it forwards (partitions).
+    async fn forward_until(
+        &self,
+        consumer: &mut lapin::Consumer,
+        tx: &mpsc::Sender<Delivery>,
+        mut release: tokio::sync::watch::Receiver<bool>,
+        inflight: Option<Arc<AtomicUsize>>,
+    ) -> String {
         let generation = self.generation.load(Ordering::SeqCst);
+        let mut release_open = true;
         // Redelivered messages (returned by a crashed or disconnected
         // consumer) come back first, in an order RabbitMQ 3.10 does not
         // guarantee: they are collected and forwarded in `sent_at` order.
@@ -448,6 +578,14 @@ impl Broker {
                     }
                 },
                 () = self.stopped(), if !self.stopping() => continue, // drain from now on
+                r = release.changed(), if release_open => {
+                    if r.is_err() {
+                        release_open = false;
+                    } else if *release.borrow_and_update() {
+                        break "released".to_owned();
+                    }
+                    continue;
+                }
             };
             let d = match next {
                 Some(Ok(d)) => d,
@@ -476,8 +614,12 @@ impl Broker {
                     properties: d.properties,
                     raw_invalid,
                     redelivered,
+                    inflight: inflight.clone(),
                 }),
             };
+            if let Some(n) = &inflight {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
             if redelivered {
                 returned.push(delivery);
                 if returned.len() < usize::from(self.cfg.prefetch) {
@@ -497,6 +639,184 @@ impl Broker {
         why
     }
 
+    /// Partitioned consumption: consume exactly the partitions in `want`
+    /// (those this replica holds leases on). A partition no longer wanted is
+    /// given back gently: nothing more of it is forwarded, what was
+    /// forwarded is finished and acknowledged, then its channel is closed
+    /// (the rest returns to the queue, and RabbitMQ makes the next waiting
+    /// consumer active). Returns the partitions consumed now, so the caller
+    /// gives back the leases of the others.
+    pub async fn set_partitions(self: &Arc<Self>, want: &[u16]) -> Vec<u16> {
+        let mut parts =
+            std::mem::take(&mut *self.parts.lock().unwrap_or_else(PoisonError::into_inner));
+        // Finished tasks (released, or their channel died with the connection).
+        parts.retain(|_, p| !p.task.is_finished());
+        for (p, part) in &parts {
+            if !want.contains(p) {
+                part.release.send_replace(true);
+            }
+        }
+        let conn = self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|l| l.conn.clone());
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let (Some(conn), Some(tx), false) = (conn, tx, self.stopping()) {
+            for p in want {
+                if parts.contains_key(p) {
+                    continue;
+                }
+                match self.subscribe(&conn, *p, tx.clone()).await {
+                    Ok(part) => {
+                        parts.insert(*p, part);
+                    }
+                    Err(e) => {
+                        warn!(partition = p, error = %e, "cannot consume partition yet");
+                        break;
+                    }
+                }
+            }
+        }
+        let now: Vec<u16> = parts.keys().copied().collect();
+        *self.parts.lock().unwrap_or_else(PoisonError::into_inner) = parts;
+        now
+    }
+
+    /// Consume partition queue `p` on a channel of its own.
+    async fn subscribe(
+        self: &Arc<Self>,
+        conn: &Connection,
+        p: u16,
+        tx: mpsc::Sender<Delivery>,
+    ) -> lapin::Result<Part> {
+        let ch = conn.create_channel().await?;
+        ch.basic_qos(self.cfg.prefetch, BasicQosOptions::default())
+            .await?;
+        let queue = partition_queue(&self.cfg, p);
+        let generation = self.generation.load(Ordering::SeqCst);
+        let tag = format!("recordbridge-{}-{generation}-p{p}", std::process::id());
+        let mut consumer = ch
+            .basic_consume(
+                queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let (release, release_rx) = tokio::sync::watch::channel(false);
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let b = self.clone();
+        let channel = ch.clone();
+        let task = tokio::spawn(async move {
+            let why = b
+                .forward_until(&mut consumer, &tx, release_rx, Some(inflight.clone()))
+                .await;
+            if why == "released" {
+                // What was forwarded is finished before the next replica
+                // can become the active consumer (bounded wait).
+                let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+                while inflight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let _ = ch.close(200, "partition released".into()).await;
+                info!(partition = p, "partition given back");
+            } else if !b.stopping() {
+                warn!(partition = p, reason = %why, "partition consumer ended");
+                b.lost.notify_one();
+            }
+        });
+        info!(partition = p, queue = %queue, "consuming partition");
+        Ok(Part {
+            release,
+            task,
+            channel,
+            tag,
+        })
+    }
+
+    /// Partitioned consumption: keep a connection (partitions are
+    /// subscribed by [`Broker::set_partitions`]); when it is lost, reconnect.
+    async fn supervise_partitions(self: Arc<Self>) {
+        let mut backoff = Backoff::new(&self.cfg);
+        loop {
+            // Wait until the connection drops or a partition consumer fails.
+            loop {
+                let alive = self
+                    .live
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .is_some_and(|l| l.conn.status().connected());
+                if !alive || self.stopping() {
+                    break;
+                }
+                tokio::select! {
+                    () = self.lost.notified() => {}
+                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    () = self.stopped() => {}
+                }
+                break;
+            }
+            if self.stopping() {
+                break;
+            }
+            self.connected.store(false, Ordering::SeqCst);
+            let old = self
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(old) = old {
+                let _ = old.conn.close(320, "reconnecting".into()).await;
+            }
+            // Its partitions died with it; set_partitions subscribes again.
+            for (_, p) in
+                std::mem::take(&mut *self.parts.lock().unwrap_or_else(PoisonError::into_inner))
+            {
+                p.task.abort();
+            }
+            warn!("AMQP connection lost; reconnecting");
+            loop {
+                let wait = backoff.next();
+                self.sleep_or_stop(wait).await;
+                if self.stopping() {
+                    return;
+                }
+                match self.connect().await {
+                    Ok(_) => {
+                        backoff.reset();
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "AMQP reconnect failed")
+                    }
+                }
+            }
+        }
+        // Stopping: the partition consumers drain (see forward) and end.
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.parts.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_values()
+                .map(|p| p.task)
+                .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        // The run loop's channel ends when no sender is left.
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        debug!("AMQP partition consumers stopped");
+    }
+
     /// Stop consuming (graceful shutdown). In-flight deliveries can still be
     /// acknowledged until [`Broker::close`].
     pub async fn stop_consuming(&self) {
@@ -509,11 +829,32 @@ impl Broker {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map(|l| (l.consume.clone(), l.consumer_tag.clone()));
-        if let Some((ch, tag)) = live {
+        if let Some((ch, tag)) = live.filter(|(_, t)| !t.is_empty()) {
             let _ = ch
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await;
         }
+        // Partition consumers: cancelled too; what they were sent is drained.
+        let parts: Vec<(Channel, String)> = self
+            .parts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|p| (p.channel.clone(), p.tag.clone()))
+            .collect();
+        for (ch, tag) in parts {
+            let _ = ch
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
+    }
+
+    /// Is partition `p` consumed here now?
+    pub fn consumes(&self, p: u16) -> bool {
+        self.parts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&p)
     }
 
     /// Close the current connection so that the supervisor rebuilds it.
@@ -572,6 +913,9 @@ impl Broker {
     /// Acknowledge a delivery. A failure (the connection it came on is gone)
     /// is harmless: the broker redelivers and the ledger recognises it.
     pub async fn ack(&self, m: &AmqpMsg) {
+        if let Some(n) = &m.inflight {
+            n.fetch_sub(1, Ordering::SeqCst);
+        }
         if let Err(e) = m
             .acker
             .ack(lapin::options::BasicAckOptions::default())

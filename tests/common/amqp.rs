@@ -96,6 +96,7 @@ impl Rabbit {
             dead_exchange: format!("{p}.dlx"),
             dead_queue: format!("{p}.dead"),
             outcomes_exchange: format!("{p}.outcomes"),
+            partition_exchange: format!("{p}.partition"),
             ..AmqpConfig::default()
         };
         Rabbit {
@@ -163,6 +164,18 @@ impl Rabbit {
             ),
             ("RECORDBRIDGE_AMQP__RECONNECT_MAX_MS".into(), "2000".into()),
             ("RECORDBRIDGE_HEALTH__LISTEN".into(), "off".into()),
+            (
+                "RECORDBRIDGE_AMQP__PARTITIONS".into(),
+                self.cfg.partitions.to_string(),
+            ),
+            (
+                "RECORDBRIDGE_AMQP__PARTITION_EXCHANGE".into(),
+                self.cfg.partition_exchange.clone(),
+            ),
+            (
+                "RECORDBRIDGE_AMQP__LEASE_SECS".into(),
+                self.cfg.lease_secs.to_string(),
+            ),
         ]
     }
 
@@ -227,6 +240,36 @@ impl Rabbit {
             AMQPValue::LongString(format.into()),
         );
         self.publish_with(bodies, h).await;
+    }
+
+    /// Publish each body with its own routing key (partitioned consumption
+    /// hashes the routing key: publishers set it to the room).
+    pub async fn publish_keyed(&self, msgs: &[(String, Vec<u8>)]) {
+        let mut confirms = Vec::with_capacity(1000);
+        for (key, b) in msgs {
+            confirms.push(
+                self.ch
+                    .basic_publish(
+                        self.cfg.exchange.as_str().into(),
+                        key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        b,
+                        BasicProperties::default()
+                            .with_delivery_mode(2)
+                            .with_content_type("application/json".into()),
+                    )
+                    .await
+                    .unwrap(),
+            );
+            if confirms.len() >= 1000 {
+                for c in confirms.drain(..) {
+                    assert!(c.await.unwrap().is_ack(), "broker refused a publish");
+                }
+            }
+        }
+        for c in confirms {
+            assert!(c.await.unwrap().is_ack(), "broker refused a publish");
+        }
     }
 
     /// Publish with these headers, persistent, waiting for every confirm.
@@ -374,6 +417,18 @@ impl Rabbit {
                 .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
                 .await;
         }
+        for p in 0..self.cfg.partitions {
+            let q = recordbridge::source::amqp::partition_queue(&self.cfg, p);
+            let _ = ch
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = ch
+            .exchange_delete(
+                self.cfg.partition_exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await;
         let _ = self.conn.close(200, "bye".into()).await;
     }
 }

@@ -4,6 +4,7 @@
 pub mod amqp;
 pub mod gateway;
 pub mod hfs;
+pub mod workload;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

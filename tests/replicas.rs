@@ -1,0 +1,283 @@
+//! Partitioned consumption with several bridge replicas: the real binary
+//! three times over 8 partition queues of the real RabbitMQ (consistent-hash
+//! exchange, single active consumer), a shared PostgreSQL ledger and a real
+//! FHIR server; one replica killed mid-stream.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::amqp::{Rabbit, outcome_json, stop};
+use common::hfs::{Hfs, patients};
+use common::workload::{partitioned, position};
+use common::*;
+use sqlx::{Connection, Row};
+
+fn pg_admin() -> String {
+    std::env::var("RECORDBRIDGE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh PostgreSQL database: (URL, name).
+async fn fresh_db() -> (String, String) {
+    let admin = pg_admin();
+    let name = format!("rbrep_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut c = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL not reachable at {admin} ({e}): run deploy/local/test.sh")
+        });
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    (
+        format!("{}/{name}", admin.rsplit_once('/').unwrap().0),
+        name,
+    )
+}
+
+async fn drop_db(name: &str) {
+    let mut c = sqlx::PgConnection::connect(&pg_admin()).await.unwrap();
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut c)
+    .await;
+}
+
+/// The partitions a replica's log says it consumes, last report.
+fn consumed(log: &std::path::Path) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "partitions consumed")
+        .last()
+        .map(|v| {
+            // tracing's `?` formatting of a Vec<u16>: "[0, 3, 5]"
+            let s = v["partitions"]
+                .as_str()
+                .unwrap_or("[]")
+                .trim_matches(['[', ']']);
+            s.split(',').filter_map(|x| x.trim().parse().ok()).collect()
+        })
+}
+
+/// The replica id a bridge's log announces.
+fn replica_of(log: &std::path::Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "partitioned consumption")
+        .and_then(|v| v["replica"].as_str().map(str::to_owned))
+        .expect("the log names the replica")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_in_thread_order() {
+    const EVENTS: usize = 5_000;
+    const THREADS: usize = 250;
+    let nhs: Vec<String> = patients("patients.json")
+        .iter()
+        .map(|p| p["nhs_number"].as_str().unwrap().to_owned())
+        .collect();
+    let msgs = partitioned(EVENTS, THREADS, 97, &nhs);
+    let tmp = tempfile::tempdir().unwrap();
+
+    // The decisions one process makes of the same stream (the baseline).
+    let file = tmp.path().join("stream.ndjson");
+    std::fs::write(
+        &file,
+        msgs.iter()
+            .map(|(_, b)| format!("{b}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let dry = dry_run(
+        &format!("file:{}", file.display()),
+        &format!("dir:{}", tmp.path().join("dry").display()),
+    );
+    let want = final_decisions(&dry.stdout);
+    assert_eq!(want.len(), EVENTS);
+    let filed: HashSet<&String> = want
+        .iter()
+        .filter(|(_, w)| w.0 == "filed")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        filed.len() > EVENTS * 9 / 10,
+        "most of the stream is filed ({})",
+        filed.len()
+    );
+
+    let h = Hfs::start().await;
+    h.seed(&patients("patients.json")).await;
+    let (db, db_name) = fresh_db().await;
+    let mut r = Rabbit::new().await;
+    r.cfg.partitions = 8;
+    r.cfg.lease_secs = 3;
+    r.declare().await;
+    let listener = r.listen_outcomes().await;
+
+    let mut env = r.env();
+    env.push(("RECORDBRIDGE_FHIR__BACKOFF_INITIAL_MS".into(), "20".into()));
+    env.push(("RECORDBRIDGE_FHIR__MAX_RETRIES".into(), "400".into()));
+    let sink = format!("fhir:{}", h.base);
+    let logs: Vec<_> = (0..3)
+        .map(|i| tmp.path().join(format!("replica{i}.log")))
+        .collect();
+    let start = |i: usize| {
+        let mut c = bin();
+        c.args(["run", "--source", &r.url, "--sink", &sink, "--ledger", &db]);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.stdout(Stdio::null())
+            .stderr(std::fs::File::create(&logs[i]).unwrap())
+            .spawn()
+            .expect("binary starts")
+    };
+    let mut replicas: Vec<_> = (0..3).map(start).collect();
+
+    // Every replica holds some partitions, and together all 8.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all: Vec<Option<Vec<u64>>> = logs.iter().map(|l| consumed(l)).collect();
+        let union: HashSet<u64> = all.iter().flatten().flatten().copied().collect();
+        if all
+            .iter()
+            .all(|c| c.as_ref().is_some_and(|c| !c.is_empty()))
+            && union.len() == 8
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not share the partitions: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The first third, then kill -9 replica 0 mid-stream, then the rest.
+    let third = EVENTS / 3;
+    r.publish_keyed(
+        &msgs[..third]
+            .iter()
+            .map(|(k, b)| (k.clone(), b.as_bytes().to_vec()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let mut got = r
+        .collect_until(&listener, Duration::from_secs(120), |g| {
+            g.len() >= third / 2
+        })
+        .await;
+    let killed_held = consumed(&logs[0]).unwrap();
+    replicas[0].kill().unwrap();
+    replicas[0].wait().unwrap();
+    r.publish_keyed(
+        &msgs[third..]
+            .iter()
+            .map(|(k, b)| (k.clone(), b.as_bytes().to_vec()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let ids: HashSet<&str> = want.keys().map(String::as_str).collect();
+    let before = got.clone();
+    let rest = r
+        .collect_until(&listener, Duration::from_secs(600), |g| {
+            let seen: HashSet<String> = before
+                .iter()
+                .chain(g)
+                .filter_map(|x| {
+                    let v: serde_json::Value = serde_json::from_slice(&x.body).ok()?;
+                    v["event_id"].as_str().map(str::to_owned)
+                })
+                .collect();
+            ids.iter().all(|i| seen.contains(*i))
+        })
+        .await;
+    got.extend(rest);
+
+    // Partitions taken over by the survivors.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let union: HashSet<u64> = logs[1..]
+            .iter()
+            .filter_map(|l| consumed(l))
+            .flatten()
+            .collect();
+        if union.len() == 8 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "survivors hold {union:?}; replica 0 had {killed_held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for c in replicas.drain(1..) {
+        let o = stop(c);
+        assert!(o.status.success(), "survivor exit {:?}", o.status);
+    }
+
+    // Every event decided as one process decides it.
+    let mut last: HashMap<String, String> = HashMap::new();
+    for v in outcome_json(&got) {
+        if let (Some(id), Some(o)) = (v["event_id"].as_str(), v["outcome"].as_str()) {
+            last.insert(id.to_owned(), o.to_owned());
+        }
+    }
+    for (id, w) in &want {
+        assert_eq!(last.get(id), Some(&w.0), "final outcome of {id}");
+    }
+
+    // Filed exactly once: one Communication per filed message on the server.
+    let comms = h.all("Communication").await;
+    let mut seen = HashSet::new();
+    for c in &comms {
+        let urn = c["identifier"][0]["value"].as_str().unwrap();
+        let id = urn.rsplit(':').next().unwrap().to_owned();
+        assert!(seen.insert(id.clone()), "{id} filed twice");
+    }
+    let want_filed: HashSet<String> = filed.iter().map(|s| s.to_string()).collect();
+    assert_eq!(seen, want_filed, "the filed messages, each once");
+
+    // Order kept within each thread: the shared ledger's decision log, in
+    // commit order, has each thread's events in their order.
+    let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
+    let rows = sqlx::query("SELECT event_id FROM decisions ORDER BY seq")
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    let mut at: HashMap<usize, usize> = HashMap::new();
+    let mut decided = HashSet::new();
+    for row in rows {
+        let id: String = row.get(0);
+        let (t, k) = position(&id).unwrap();
+        decided.insert(id.clone());
+        if let Some(prev) = at.insert(t, k) {
+            assert!(k > prev, "thread {t}: {id} decided after position {prev}");
+        }
+    }
+    assert_eq!(decided.len(), EVENTS, "every event decided");
+    // The killed replica holds no lease any more.
+    let killed = replica_of(&logs[0]);
+    let owners: Vec<Option<String>> = sqlx::query("SELECT owner FROM partitions")
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(owners.len(), 8);
+    assert!(!owners.contains(&Some(killed)), "{owners:?}");
+    drop(c);
+
+    assert_eq!(r.count(&r.cfg.dead_queue).await, 0, "nothing dead-lettered");
+    r.cleanup().await;
+    drop_db(&db_name).await;
+}
