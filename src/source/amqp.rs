@@ -685,6 +685,10 @@ impl Broker {
         }
         let now: Vec<u16> = parts.keys().copied().collect();
         *self.parts.lock().unwrap_or_else(PoisonError::into_inner) = parts;
+        if self.stopping() {
+            // A stop that came while the map was out missed these.
+            self.cancel_parts().await;
+        }
         now
     }
 
@@ -834,7 +838,11 @@ impl Broker {
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await;
         }
-        // Partition consumers: cancelled too; what they were sent is drained.
+        self.cancel_parts().await;
+    }
+
+    /// Cancel the partition consumers; what they were sent is drained.
+    async fn cancel_parts(&self) {
         let parts: Vec<(Channel, String)> = self
             .parts
             .lock()
