@@ -68,7 +68,10 @@ struct Row {
 }
 
 async fn one(replicas: usize, n: usize, nhs: &[String], fhir: Option<&str>) -> Row {
-    let name = format!("rbbench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let name = format!(
+        "rbbench_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
     let mut admin = sqlx::PgConnection::connect(&pg_admin()).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
@@ -100,7 +103,10 @@ async fn one(replicas: usize, n: usize, nhs: &[String], fhir: Option<&str>) -> R
                 c.env(k, v);
             }
             c.env("RECORDBRIDGE_LOG__LEVEL", "warn");
-            c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+            c.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
         })
         .collect();
 
@@ -110,7 +116,11 @@ async fn one(replicas: usize, n: usize, nhs: &[String], fhir: Option<&str>) -> R
     let (mut pg0, mut rb0, mut hfs0) = (0, 0, 0);
     let deadline = Instant::now() + Duration::from_secs(1800);
     while seen.len() < n {
-        assert!(Instant::now() < deadline, "benchmark timed out ({} of {n})", seen.len());
+        assert!(
+            Instant::now() < deadline,
+            "benchmark timed out ({} of {n})",
+            seen.len()
+        );
         for g in r.take_all(&listener).await {
             let v: serde_json::Value = serde_json::from_slice(&g.body).unwrap();
             if let Some(id) = v["event_id"].as_str() {
@@ -131,15 +141,29 @@ async fn one(replicas: usize, n: usize, nhs: &[String], fhir: Option<&str>) -> R
     let rabbit = busy(rb0, ticks_of(&["beam.smp"]));
     let fhir_busy = busy(hfs0, ticks_of(&["hfs"]));
     // Bridge CPU over its whole life (start-up is small next to the run).
-    let bridge: f64 = children.iter().map(|c| ticks(c.id()) as f64 / TICK).sum::<f64>() / secs;
+    let bridge: f64 = children
+        .iter()
+        .map(|c| ticks(c.id()) as f64 / TICK)
+        .sum::<f64>()
+        / secs;
     for c in children {
         common::amqp::stop(c);
     }
     r.cleanup().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-        .execute(&mut admin)
-        .await;
-    Row { replicas, events: n, secs, bridge, pg, rabbit, fhir: fhir_busy }
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+    Row {
+        replicas,
+        events: n,
+        secs,
+        bridge,
+        pg,
+        rabbit,
+        fhir: fhir_busy,
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +189,11 @@ async fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "partitioned consumption: {n} events, 8 partitions, sink {}, PostgreSQL ledger, {cores} cores",
-        if hfs.is_some() { "FHIR (hfs)" } else { "bundle directory per replica" }
+        if hfs.is_some() {
+            "FHIR (hfs)"
+        } else {
+            "bundle directory per replica"
+        }
     );
     println!("replicas  events/s   secs   cores busy: bridges  postgres  rabbitmq  fhir");
     for &k in &counts {

@@ -351,8 +351,8 @@ def check_compose(r: Report, repo: Path, cdir: Path, known: set[str]) -> dict:
         load = m.group(1) if m else None
     r.check(load, "compose.yaml: a mounted rabbitmq.conf sets load_definitions")
     loaded = {t: p for t, p in mounts.items() if load and (t == load or t.startswith(load.rstrip("/") + "/"))}
-    r.check((repo / "deploy/rabbitmq/definitions.json").resolve() in loaded.values(),
-            "compose.yaml: deploy/rabbitmq/definitions.json is among the definitions loaded at boot")
+    r.check((repo / "deploy/rabbitmq/definitions-partitioned.json").resolve() in loaded.values(),
+            "compose.yaml: deploy/rabbitmq/definitions-partitioned.json is among the definitions loaded at boot")
     users = {}
     for p in loaded.values():
         for u in json.loads(p.read_text()).get("users", []):

@@ -587,6 +587,26 @@ async fn fhir_server_down_stalls_the_bridge_without_acknowledging_and_it_resumes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn definitions_file_is_the_topology_the_bridge_declares() {
+    definitions_case("definitions.json", &[], "consuming from AMQP").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_definitions_file_is_the_topology_the_bridge_declares() {
+    definitions_case(
+        "definitions-partitioned.json",
+        &[
+            ("RECORDBRIDGE_AMQP__PARTITIONS", "8"),
+            ("RECORDBRIDGE_AMQP__LEASE_SECS", "3"),
+        ],
+        "partitions consumed",
+    )
+    .await;
+}
+
+/// Import a definitions file into a fresh vhost; the bridge (with `extra`
+/// settings) must accept it as its own topology with `amqp.declare` true and
+/// false (its log says `ready`), and refuse a differing delivery limit.
+async fn definitions_case(file: &str, extra: &[(&str, &str)], ready: &str) {
     let vhost = format!(
         "rbtest-defs-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -594,7 +614,9 @@ async fn definitions_file_is_the_topology_the_bridge_declares() {
     rabbitmqctl(&["add_vhost", &vhost]);
     rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
     let defs = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rabbitmq/definitions.json"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/rabbitmq")
+            .join(file),
     )
     .unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&defs).unwrap();
@@ -613,10 +635,15 @@ async fn definitions_file_is_the_topology_the_bridge_declares() {
         "{}/{vhost}",
         common::amqp::amqp_url().rsplit_once('/').unwrap().0
     );
-    let env = |extra: &[(&str, &str)]| {
+    let env = |more: &[(&str, &str)]| {
         let mut e: Vec<(String, String)> =
             vec![("RECORDBRIDGE_HEALTH__LISTEN".into(), "off".into())];
-        e.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        e.extend(
+            extra
+                .iter()
+                .chain(more)
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         e
     };
     let sink = format!("dir:{}", tmp.path().join("out").display());
@@ -634,7 +661,7 @@ async fn definitions_file_is_the_topology_the_bridge_declares() {
         let mut consuming = false;
         while Instant::now() < deadline {
             match lines.next() {
-                Some(Ok(l)) if l.contains("consuming from AMQP") => {
+                Some(Ok(l)) if l.contains(ready) => {
                     consuming = true;
                     break;
                 }
