@@ -281,3 +281,159 @@ async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_i
     r.cleanup().await;
     drop_db(&db_name).await;
 }
+
+/// Final decision per event id of one process over the same stream.
+fn baseline(
+    msgs: &[(String, String)],
+    tmp: &std::path::Path,
+) -> HashMap<String, (String, Option<String>, Option<String>)> {
+    let file = tmp.join("baseline.ndjson");
+    std::fs::write(
+        &file,
+        msgs.iter()
+            .map(|(_, b)| format!("{b}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let dry = dry_run(
+        &format!("file:{}", file.display()),
+        &format!("dir:{}", tmp.join("baseline").display()),
+    );
+    final_decisions(&dry.stdout)
+}
+
+/// Every event id among outcome events.
+fn outcome_ids(got: &[common::amqp::Got]) -> HashSet<String> {
+    outcome_json(got)
+        .iter()
+        .filter_map(|v| v["event_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_joining_mid_stream_is_handed_partitions_without_reordering_or_rewriting() {
+    const EVENTS: usize = 3_000;
+    let nhs: Vec<String> = patients("patients.json")
+        .iter()
+        .map(|p| p["nhs_number"].as_str().unwrap().to_owned())
+        .collect();
+    let msgs = partitioned(EVENTS, 150, 61, &nhs);
+    let tmp = tempfile::tempdir().unwrap();
+    let want = baseline(&msgs, tmp.path());
+    assert_eq!(want.len(), EVENTS);
+
+    let (db, db_name) = fresh_db().await;
+    let mut r = Rabbit::new().await;
+    r.cfg.partitions = 8;
+    r.cfg.lease_secs = 3;
+    r.declare().await;
+    let listener = r.listen_outcomes().await;
+    let env = r.env();
+    let logs: Vec<_> = (0..2)
+        .map(|i| tmp.path().join(format!("replica{i}.log")))
+        .collect();
+    let outs: Vec<_> = (0..2).map(|i| tmp.path().join(format!("out{i}"))).collect();
+    let start = |i: usize| {
+        let mut c = bin();
+        let sink = format!("dir:{}", outs[i].display());
+        c.args(["run", "--source", &r.url, "--sink", &sink, "--ledger", &db]);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.stdout(Stdio::null())
+            .stderr(std::fs::File::create(&logs[i]).unwrap())
+            .spawn()
+            .expect("binary starts")
+    };
+    // Alone, the first replica takes all 8 partitions.
+    let a = start(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumed(&logs[0]).map_or(0, |c| c.len()) < 8 {
+        assert!(
+            Instant::now() < deadline,
+            "replica 0 did not take the partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    r.publish_keyed(
+        &msgs
+            .iter()
+            .map(|(k, b)| (k.clone(), b.as_bytes().to_vec()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let mut got = r
+        .collect_until(&listener, Duration::from_secs(120), |g| {
+            g.len() >= EVENTS / 6
+        })
+        .await;
+    // The second joins mid-stream: the first gives half back.
+    let b = start(1);
+    let before = got.clone();
+    let ids: HashSet<&str> = want.keys().map(String::as_str).collect();
+    let rest = r
+        .collect_until(&listener, Duration::from_secs(600), |g| {
+            let mut all = before.clone();
+            all.extend_from_slice(g);
+            let seen = outcome_ids(&all);
+            ids.iter().all(|i| seen.contains(*i))
+        })
+        .await;
+    got.extend(rest);
+    let a_now = consumed(&logs[0]).unwrap_or_default();
+    let b_now = consumed(&logs[1]).unwrap_or_default();
+    for c in [a, b] {
+        assert!(stop(c).status.success());
+    }
+    assert!(!b_now.is_empty(), "the joining replica consumed nothing");
+    assert_eq!(a_now.len() + b_now.len(), 8, "{a_now:?} + {b_now:?}");
+    assert!(
+        a_now.iter().all(|p| !b_now.contains(p)),
+        "{a_now:?} and {b_now:?} overlap"
+    );
+    let b_ids: Vec<String> = bundles(&outs[1]).iter().map(bundle_event).collect();
+    assert!(!b_ids.is_empty(), "the joining replica filed nothing");
+
+    // Decided as one process decides, each filed event written once in all.
+    let mut last: HashMap<String, String> = HashMap::new();
+    for v in outcome_json(&got) {
+        if let (Some(id), Some(o)) = (v["event_id"].as_str(), v["outcome"].as_str()) {
+            last.insert(id.to_owned(), o.to_owned());
+        }
+    }
+    for (id, w) in &want {
+        assert_eq!(last.get(id), Some(&w.0), "final outcome of {id}");
+    }
+    let mut written: Vec<String> = bundles(&outs[0]).iter().map(bundle_event).collect();
+    written.extend(b_ids);
+    let uniq: HashSet<&String> = written.iter().collect();
+    assert_eq!(
+        uniq.len(),
+        written.len(),
+        "an event written twice across the replicas"
+    );
+    let filed: HashSet<&String> = want
+        .iter()
+        .filter(|(_, w)| w.0 == "filed")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(uniq, filed, "every filed event written");
+
+    // Thread order in the shared decision log.
+    let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
+    let rows = sqlx::query("SELECT event_id FROM decisions ORDER BY seq")
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    let mut at: HashMap<usize, usize> = HashMap::new();
+    for row in rows {
+        let id: String = row.get(0);
+        let (t, k) = position(&id).unwrap();
+        if let Some(prev) = at.insert(t, k) {
+            assert!(k > prev, "thread {t}: {id} decided after position {prev}");
+        }
+    }
+    drop(c);
+    r.cleanup().await;
+    drop_db(&db_name).await;
+}
