@@ -88,19 +88,7 @@ async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_i
     let tmp = tempfile::tempdir().unwrap();
 
     // The decisions one process makes of the same stream (the baseline).
-    let file = tmp.path().join("stream.ndjson");
-    std::fs::write(
-        &file,
-        msgs.iter()
-            .map(|(_, b)| format!("{b}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    let dry = dry_run(
-        &format!("file:{}", file.display()),
-        &format!("dir:{}", tmp.path().join("dry").display()),
-    );
-    let want = final_decisions(&dry.stdout);
+    let want = baseline(&msgs, tmp.path());
     assert_eq!(want.len(), EVENTS);
     let filed: HashSet<&String> = want
         .iter()
