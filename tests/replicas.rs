@@ -76,6 +76,70 @@ fn replica_of(log: &std::path::Path) -> String {
         .expect("the log names the replica")
 }
 
+/// Every expected event's last outcome event says its expected outcome.
+fn assert_final_outcomes(
+    got: &[common::amqp::Got],
+    want: &HashMap<String, (String, Option<String>, Option<String>)>,
+) {
+    let mut last: HashMap<String, String> = HashMap::new();
+    for v in outcome_json(got) {
+        if let (Some(id), Some(o)) = (v["event_id"].as_str(), v["outcome"].as_str()) {
+            last.insert(id.to_owned(), o.to_owned());
+        }
+    }
+    for (id, w) in want {
+        assert_eq!(last.get(id), Some(&w.0), "final outcome of {id}");
+    }
+}
+
+/// The shared ledger's decision log, in commit order, has each thread's
+/// events in their order; returns how many events it decided.
+async fn assert_thread_order(c: &mut sqlx::PgConnection) -> usize {
+    let rows = sqlx::query("SELECT event_id FROM decisions ORDER BY seq")
+        .fetch_all(&mut *c)
+        .await
+        .unwrap();
+    let mut at: HashMap<usize, usize> = HashMap::new();
+    let mut decided = HashSet::new();
+    for row in rows {
+        let id: String = row.get(0);
+        let (t, k) = position(&id).unwrap();
+        decided.insert(id.clone());
+        if let Some(prev) = at.insert(t, k) {
+            assert!(k > prev, "thread {t}: {id} decided after position {prev}");
+        }
+    }
+    decided.len()
+}
+
+/// Publish stream events, each with its room as routing key.
+async fn publish(r: &Rabbit, msgs: &[(String, String)]) {
+    let keyed: Vec<(String, Vec<u8>)> = msgs
+        .iter()
+        .map(|(k, b)| (k.clone(), b.as_bytes().to_vec()))
+        .collect();
+    r.publish_keyed(&keyed).await;
+}
+
+/// Add outcome events to `got` until every id in `ids` has one.
+async fn collect_all(
+    r: &Rabbit,
+    listener: &str,
+    got: &mut Vec<common::amqp::Got>,
+    ids: &HashSet<&str>,
+) {
+    let before = got.clone();
+    let rest = r
+        .collect_until(listener, Duration::from_secs(600), |g| {
+            let mut all = before.clone();
+            all.extend_from_slice(g);
+            let seen = outcome_ids(&all);
+            ids.iter().all(|i| seen.contains(*i))
+        })
+        .await;
+    got.extend(rest);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_in_thread_order() {
     const EVENTS: usize = 5_000;
@@ -151,13 +215,7 @@ async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_i
 
     // The first third, then kill -9 replica 0 mid-stream, then the rest.
     let third = EVENTS / 3;
-    r.publish_keyed(
-        &msgs[..third]
-            .iter()
-            .map(|(k, b)| (k.clone(), b.as_bytes().to_vec()))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    publish(&r, &msgs[..third]).await;
     let mut got = r
         .collect_until(&listener, Duration::from_secs(120), |g| {
             g.len() >= third / 2
@@ -166,29 +224,9 @@ async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_i
     let killed_held = consumed(&logs[0]).unwrap();
     replicas[0].kill().unwrap();
     replicas[0].wait().unwrap();
-    r.publish_keyed(
-        &msgs[third..]
-            .iter()
-            .map(|(k, b)| (k.clone(), b.as_bytes().to_vec()))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    publish(&r, &msgs[third..]).await;
     let ids: HashSet<&str> = want.keys().map(String::as_str).collect();
-    let before = got.clone();
-    let rest = r
-        .collect_until(&listener, Duration::from_secs(600), |g| {
-            let seen: HashSet<String> = before
-                .iter()
-                .chain(g)
-                .filter_map(|x| {
-                    let v: serde_json::Value = serde_json::from_slice(&x.body).ok()?;
-                    v["event_id"].as_str().map(str::to_owned)
-                })
-                .collect();
-            ids.iter().all(|i| seen.contains(*i))
-        })
-        .await;
-    got.extend(rest);
+    collect_all(&r, &listener, &mut got, &ids).await;
 
     // Partitions taken over by the survivors.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -213,15 +251,7 @@ async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_i
     }
 
     // Every event decided as one process decides it.
-    let mut last: HashMap<String, String> = HashMap::new();
-    for v in outcome_json(&got) {
-        if let (Some(id), Some(o)) = (v["event_id"].as_str(), v["outcome"].as_str()) {
-            last.insert(id.to_owned(), o.to_owned());
-        }
-    }
-    for (id, w) in &want {
-        assert_eq!(last.get(id), Some(&w.0), "final outcome of {id}");
-    }
+    assert_final_outcomes(&got, &want);
 
     // Filed exactly once: one Communication per filed message on the server.
     let comms = h.all("Communication").await;
@@ -237,21 +267,11 @@ async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_i
     // Order kept within each thread: the shared ledger's decision log, in
     // commit order, has each thread's events in their order.
     let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
-    let rows = sqlx::query("SELECT event_id FROM decisions ORDER BY seq")
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
-    let mut at: HashMap<usize, usize> = HashMap::new();
-    let mut decided = HashSet::new();
-    for row in rows {
-        let id: String = row.get(0);
-        let (t, k) = position(&id).unwrap();
-        decided.insert(id.clone());
-        if let Some(prev) = at.insert(t, k) {
-            assert!(k > prev, "thread {t}: {id} decided after position {prev}");
-        }
-    }
-    assert_eq!(decided.len(), EVENTS, "every event decided");
+    assert_eq!(
+        assert_thread_order(&mut c).await,
+        EVENTS,
+        "every event decided"
+    );
     // The killed replica holds no lease any more.
     let killed = replica_of(&logs[0]);
     let owners: Vec<Option<String>> = sqlx::query("SELECT owner FROM partitions")
@@ -343,13 +363,7 @@ async fn a_replica_joining_mid_stream_is_handed_partitions_without_reordering_or
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    r.publish_keyed(
-        &msgs
-            .iter()
-            .map(|(k, b)| (k.clone(), b.as_bytes().to_vec()))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    publish(&r, &msgs).await;
     let mut got = r
         .collect_until(&listener, Duration::from_secs(120), |g| {
             g.len() >= EVENTS / 6
@@ -357,17 +371,8 @@ async fn a_replica_joining_mid_stream_is_handed_partitions_without_reordering_or
         .await;
     // The second joins mid-stream: the first gives half back.
     let b = start(1);
-    let before = got.clone();
     let ids: HashSet<&str> = want.keys().map(String::as_str).collect();
-    let rest = r
-        .collect_until(&listener, Duration::from_secs(600), |g| {
-            let mut all = before.clone();
-            all.extend_from_slice(g);
-            let seen = outcome_ids(&all);
-            ids.iter().all(|i| seen.contains(*i))
-        })
-        .await;
-    got.extend(rest);
+    collect_all(&r, &listener, &mut got, &ids).await;
     let a_now = consumed(&logs[0]).unwrap_or_default();
     let b_now = consumed(&logs[1]).unwrap_or_default();
     for c in [a, b] {
@@ -383,15 +388,7 @@ async fn a_replica_joining_mid_stream_is_handed_partitions_without_reordering_or
     assert!(!b_ids.is_empty(), "the joining replica filed nothing");
 
     // Decided as one process decides, each filed event written once in all.
-    let mut last: HashMap<String, String> = HashMap::new();
-    for v in outcome_json(&got) {
-        if let (Some(id), Some(o)) = (v["event_id"].as_str(), v["outcome"].as_str()) {
-            last.insert(id.to_owned(), o.to_owned());
-        }
-    }
-    for (id, w) in &want {
-        assert_eq!(last.get(id), Some(&w.0), "final outcome of {id}");
-    }
+    assert_final_outcomes(&got, &want);
     let mut written: Vec<String> = bundles(&outs[0]).iter().map(bundle_event).collect();
     written.extend(b_ids);
     let uniq: HashSet<&String> = written.iter().collect();
@@ -409,18 +406,11 @@ async fn a_replica_joining_mid_stream_is_handed_partitions_without_reordering_or
 
     // Thread order in the shared decision log.
     let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
-    let rows = sqlx::query("SELECT event_id FROM decisions ORDER BY seq")
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
-    let mut at: HashMap<usize, usize> = HashMap::new();
-    for row in rows {
-        let id: String = row.get(0);
-        let (t, k) = position(&id).unwrap();
-        if let Some(prev) = at.insert(t, k) {
-            assert!(k > prev, "thread {t}: {id} decided after position {prev}");
-        }
-    }
+    assert_eq!(
+        assert_thread_order(&mut c).await,
+        EVENTS,
+        "every event decided"
+    );
     drop(c);
     r.cleanup().await;
     drop_db(&db_name).await;

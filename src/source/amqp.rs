@@ -500,37 +500,65 @@ impl Broker {
             if self.stopping() || tx.is_closed() {
                 break;
             }
-            self.connected.store(false, Ordering::SeqCst);
-            // Drop the broken connection; its unacknowledged deliveries are redelivered.
-            let old = self
-                .live
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(old) = old {
-                let _ = old.conn.close(320, "reconnecting".into()).await;
-            }
-            warn!(reason = %lost, "AMQP connection lost; reconnecting");
-            loop {
-                let wait = backoff.next();
-                self.sleep_or_stop(wait).await;
-                if self.stopping() {
-                    return;
-                }
-                match self.connect().await {
-                    Ok(Some(c)) => {
-                        consumer = c;
-                        backoff.reset();
-                        break;
-                    }
-                    Ok(None) => unreachable!("one queue: connect always consumes"),
-                    Err(e) => {
-                        warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "AMQP reconnect failed")
-                    }
-                }
+            match self.rebuild(&mut backoff, &lost).await {
+                Some(Some(c)) => consumer = c,
+                // Stopping; or (not with one queue) a connection without a consumer.
+                _ => break,
             }
         }
         debug!("AMQP consumer stopped");
+    }
+
+    /// The current connection, if any.
+    fn live_conn(&self) -> Option<Arc<Connection>> {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|l| l.conn.clone())
+    }
+
+    /// Close the current connection, if any, and mark the broker disconnected.
+    async fn close_live(&self, code: u16, why: &str) {
+        self.connected.store(false, Ordering::SeqCst);
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(l) = live {
+            let _ = l.conn.close(code, why.into()).await;
+        }
+    }
+
+    /// Drop the broken connection (its unacknowledged deliveries are
+    /// redelivered; partition consumers die with it and are subscribed again
+    /// by [`Broker::set_partitions`]) and connect again with backoff.
+    /// `None` when stopping first.
+    async fn rebuild(&self, backoff: &mut Backoff, why: &str) -> Option<Option<lapin::Consumer>> {
+        self.close_live(320, "reconnecting").await;
+        for (_, p) in
+            std::mem::take(&mut *self.parts.lock().unwrap_or_else(PoisonError::into_inner))
+        {
+            p.task.abort();
+        }
+        warn!(reason = %why, "AMQP connection lost; reconnecting");
+        loop {
+            let wait = backoff.next();
+            self.sleep_or_stop(wait).await;
+            if self.stopping() {
+                return None;
+            }
+            match self.connect().await {
+                Ok(c) => {
+                    backoff.reset();
+                    return Some(c);
+                }
+                Err(e) => {
+                    warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "AMQP reconnect failed")
+                }
+            }
+        }
     }
 
     /// Forward deliveries until the connection is lost (returns why) or the
@@ -656,12 +684,7 @@ impl Broker {
                 part.release.send_replace(true);
             }
         }
-        let conn = self
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|l| l.conn.clone());
+        let conn = self.live_conn();
         let tx = self
             .tx
             .lock()
@@ -771,37 +794,12 @@ impl Broker {
             if self.stopping() {
                 break;
             }
-            self.connected.store(false, Ordering::SeqCst);
-            let old = self
-                .live
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(old) = old {
-                let _ = old.conn.close(320, "reconnecting".into()).await;
-            }
-            // Its partitions died with it; set_partitions subscribes again.
-            for (_, p) in
-                std::mem::take(&mut *self.parts.lock().unwrap_or_else(PoisonError::into_inner))
+            if self
+                .rebuild(&mut backoff, "connection or partition consumer lost")
+                .await
+                .is_none()
             {
-                p.task.abort();
-            }
-            warn!("AMQP connection lost; reconnecting");
-            loop {
-                let wait = backoff.next();
-                self.sleep_or_stop(wait).await;
-                if self.stopping() {
-                    return;
-                }
-                match self.connect().await {
-                    Ok(_) => {
-                        backoff.reset();
-                        break;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "AMQP reconnect failed")
-                    }
-                }
+                return;
             }
         }
         // Stopping: the partition consumers drain (see forward) and end.
@@ -867,12 +865,7 @@ impl Broker {
 
     /// Close the current connection so that the supervisor rebuilds it.
     async fn drop_connection(&self, why: &str) {
-        let conn = self
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|l| l.conn.clone());
+        let conn = self.live_conn();
         if let Some(c) = conn {
             warn!(reason = why, "closing the AMQP connection to rebuild it");
             let _ = c.close(320, "rebuilding".into()).await;
@@ -882,15 +875,7 @@ impl Broker {
     /// Close the connection; unacknowledged deliveries return to the queue.
     pub async fn close(&self) {
         self.stop.send_replace(true);
-        let live = self
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(l) = live {
-            let _ = l.conn.close(200, "shutdown".into()).await;
-        }
-        self.connected.store(false, Ordering::SeqCst);
+        self.close_live(200, "shutdown").await;
     }
 
     pub fn is_connected(&self) -> bool {

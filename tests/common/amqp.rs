@@ -245,42 +245,32 @@ impl Rabbit {
     /// Publish each body with its own routing key (partitioned consumption
     /// hashes the routing key: publishers set it to the room).
     pub async fn publish_keyed(&self, msgs: &[(String, Vec<u8>)]) {
+        self.publish_all(
+            msgs.iter().map(|(k, b)| (k.as_str(), b)),
+            FieldTable::default(),
+        )
+        .await;
+    }
+
+    /// Publish with these headers, persistent, waiting for every confirm.
+    pub async fn publish_with(&self, bodies: &[Vec<u8>], headers: FieldTable) {
+        self.publish_all(bodies.iter().map(|b| ("chat.ward", b)), headers)
+            .await;
+    }
+
+    /// Publish (routing key, body) pairs, persistent, waiting for every confirm.
+    async fn publish_all<'a>(
+        &self,
+        msgs: impl Iterator<Item = (&'a str, &'a Vec<u8>)>,
+        headers: FieldTable,
+    ) {
         let mut confirms = Vec::with_capacity(1000);
         for (key, b) in msgs {
             confirms.push(
                 self.ch
                     .basic_publish(
                         self.cfg.exchange.as_str().into(),
-                        key.as_str().into(),
-                        BasicPublishOptions::default(),
-                        b,
-                        BasicProperties::default()
-                            .with_delivery_mode(2)
-                            .with_content_type("application/json".into()),
-                    )
-                    .await
-                    .unwrap(),
-            );
-            if confirms.len() >= 1000 {
-                for c in confirms.drain(..) {
-                    assert!(c.await.unwrap().is_ack(), "broker refused a publish");
-                }
-            }
-        }
-        for c in confirms {
-            assert!(c.await.unwrap().is_ack(), "broker refused a publish");
-        }
-    }
-
-    /// Publish with these headers, persistent, waiting for every confirm.
-    pub async fn publish_with(&self, bodies: &[Vec<u8>], headers: FieldTable) {
-        let mut confirms = Vec::with_capacity(bodies.len());
-        for b in bodies {
-            confirms.push(
-                self.ch
-                    .basic_publish(
-                        self.cfg.exchange.as_str().into(),
-                        "chat.ward".into(),
+                        key.into(),
                         BasicPublishOptions::default(),
                         b,
                         BasicProperties::default()
