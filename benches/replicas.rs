@@ -21,13 +21,6 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
-
-fn pg_admin() -> String {
-    std::env::var("RECORDBRIDGE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 /// CPU ticks (user + system) of one process.
 fn ticks(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -68,16 +61,7 @@ struct Row {
 }
 
 async fn one(replicas: usize, n: usize, nhs: &[String], fhir: Option<&str>) -> Row {
-    let name = format!(
-        "rbbench_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..10]
-    );
-    let mut admin = sqlx::PgConnection::connect(&pg_admin()).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let db = format!("{}/{name}", pg_admin().rsplit_once('/').unwrap().0);
+    let (db, name) = common::pg::fresh_db("rbbench").await;
 
     let mut r = common::amqp::Rabbit::new().await;
     r.cfg.partitions = 8;
@@ -150,11 +134,7 @@ async fn one(replicas: usize, n: usize, nhs: &[String], fhir: Option<&str>) -> R
         common::amqp::stop(c);
     }
     r.cleanup().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    common::pg::drop_db(&name).await;
     Row {
         replicas,
         events: n,

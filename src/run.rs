@@ -826,6 +826,7 @@ async fn manage_partitions(sh: Arc<Shared>, broker: Arc<Broker>, me: String) -> 
         warn!(error = %e, "partition leases: heartbeat failed");
     }
     let mut held: Vec<u16> = Vec::new();
+    let mut seeded = false;
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
@@ -838,6 +839,14 @@ async fn manage_partitions(sh: Arc<Shared>, broker: Arc<Broker>, me: String) -> 
         // other replicas take the partitions over.
         if !broker.is_connected() {
             continue;
+        }
+        // The lease rows, once (retried while the ledger is unreachable).
+        if !seeded {
+            if let Err(e) = sh.ledger.init_partitions(n).await {
+                warn!(error = %e, "partition leases: cannot create the lease rows");
+                continue;
+            }
+            seeded = true;
         }
         let l = match sh
             .ledger

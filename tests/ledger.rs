@@ -9,15 +9,9 @@ use recordbridge::decide::{self, Policy};
 use recordbridge::event::parse_event;
 use recordbridge::identify::Identify;
 use recordbridge::ledger::{Ledger, OutboxRow};
-use sqlx::Connection;
 
 const A: &str = "9434765919";
 const B: &str = "4010232137";
-
-fn pg_admin() -> String {
-    std::env::var("RECORDBRIDGE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
 
 /// A ledger on a fresh backend, and the PostgreSQL database to drop afterwards.
 async fn open(backend: &str, tmp: &tempfile::TempDir) -> (Ledger, Option<String>) {
@@ -27,21 +21,7 @@ async fn open(backend: &str, tmp: &tempfile::TempDir) -> (Ledger, Option<String>
             None,
         );
     }
-    let admin = pg_admin();
-    let name = format!(
-        "rbtest_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL not reachable at {admin} ({e}): run deploy/local/test.sh")
-        });
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let (url, name) = common::pg::fresh_db("rbtest").await;
     (
         Ledger::open(std::path::Path::new(&url)).await.unwrap(),
         Some(name),
@@ -50,12 +30,7 @@ async fn open(backend: &str, tmp: &tempfile::TempDir) -> (Ledger, Option<String>
 
 async fn drop_db(name: Option<String>) {
     if let Some(name) = name {
-        let mut c = sqlx::PgConnection::connect(&pg_admin()).await.unwrap();
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE {name} WITH (FORCE)"
-        )))
-        .execute(&mut c)
-        .await;
+        common::pg::drop_db(&name).await;
     }
 }
 
@@ -276,7 +251,10 @@ async fn the_binary_runs_on_a_postgres_ledger_like_on_sqlite() {
     let (l, db) = open("postgres", &tmp).await;
     l.close().await;
     let name = db.clone().unwrap();
-    let url = format!("{}/{name}", pg_admin().rsplit_once('/').unwrap().0);
+    let url = format!(
+        "{}/{name}",
+        common::pg::admin_url().rsplit_once('/').unwrap().0
+    );
     let src = format!("file:{}", common::fixture("ward-chat.ndjson").display());
     let pg_out = tmp.path().join("pg");
     let sq_out = tmp.path().join("sq");

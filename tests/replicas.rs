@@ -11,42 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::amqp::{Rabbit, outcome_json, stop};
 use common::hfs::{Hfs, patients};
+use common::pg::{drop_db, fresh_db};
 use common::workload::{partitioned, position};
 use common::*;
 use sqlx::{Connection, Row};
-
-fn pg_admin() -> String {
-    std::env::var("RECORDBRIDGE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh PostgreSQL database: (URL, name).
-async fn fresh_db() -> (String, String) {
-    let admin = pg_admin();
-    let name = format!("rbrep_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL not reachable at {admin} ({e}): run deploy/local/test.sh")
-        });
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    (
-        format!("{}/{name}", admin.rsplit_once('/').unwrap().0),
-        name,
-    )
-}
-
-async fn drop_db(name: &str) {
-    let mut c = sqlx::PgConnection::connect(&pg_admin()).await.unwrap();
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut c)
-    .await;
-}
 
 /// The partitions a replica's log says it consumes, last report.
 fn consumed(log: &std::path::Path) -> Option<Vec<u64>> {
@@ -94,9 +62,10 @@ fn assert_final_outcomes(
 
 /// The shared ledger's decision log, in commit order, has each thread's
 /// events in their order; returns how many events it decided.
-async fn assert_thread_order(c: &mut sqlx::PgConnection) -> usize {
+async fn assert_thread_order(db: &str) -> usize {
+    let mut c = sqlx::PgConnection::connect(db).await.unwrap();
     let rows = sqlx::query("SELECT event_id FROM decisions ORDER BY seq")
-        .fetch_all(&mut *c)
+        .fetch_all(&mut c)
         .await
         .unwrap();
     let mut at: HashMap<usize, usize> = HashMap::new();
@@ -167,7 +136,7 @@ async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_i
 
     let h = Hfs::start().await;
     h.seed(&patients("patients.json")).await;
-    let (db, db_name) = fresh_db().await;
+    let (db, db_name) = fresh_db("rbrep").await;
     let mut r = Rabbit::new().await;
     r.cfg.partitions = 8;
     r.cfg.lease_secs = 3;
@@ -266,13 +235,13 @@ async fn three_replicas_over_eight_partitions_one_killed_file_every_event_once_i
 
     // Order kept within each thread: the shared ledger's decision log, in
     // commit order, has each thread's events in their order.
-    let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
     assert_eq!(
-        assert_thread_order(&mut c).await,
+        assert_thread_order(&db).await,
         EVENTS,
         "every event decided"
     );
     // The killed replica holds no lease any more.
+    let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
     let killed = replica_of(&logs[0]);
     let owners: Vec<Option<String>> = sqlx::query("SELECT owner FROM partitions")
         .fetch_all(&mut c)
@@ -330,7 +299,7 @@ async fn a_replica_joining_mid_stream_is_handed_partitions_without_reordering_or
     let want = baseline(&msgs, tmp.path());
     assert_eq!(want.len(), EVENTS);
 
-    let (db, db_name) = fresh_db().await;
+    let (db, db_name) = fresh_db("rbrep").await;
     let mut r = Rabbit::new().await;
     r.cfg.partitions = 8;
     r.cfg.lease_secs = 3;
@@ -405,13 +374,11 @@ async fn a_replica_joining_mid_stream_is_handed_partitions_without_reordering_or
     assert_eq!(uniq, filed, "every filed event written");
 
     // Thread order in the shared decision log.
-    let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
     assert_eq!(
-        assert_thread_order(&mut c).await,
+        assert_thread_order(&db).await,
         EVENTS,
         "every event decided"
     );
-    drop(c);
     r.cleanup().await;
     drop_db(&db_name).await;
 }

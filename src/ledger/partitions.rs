@@ -34,6 +34,25 @@ pub struct Leases {
 }
 
 impl Ledger {
+    /// Make sure partitions `0..partitions` have lease rows (once, at start;
+    /// idempotent, so replicas starting together may all do it).
+    pub async fn init_partitions(&self, partitions: u16) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for p in 0..partitions {
+            sqlx::query(q(
+                self.pg,
+                "INSERT INTO partitions (part, owner, expires_at) VALUES (?, NULL, ?) \
+                 ON CONFLICT(part) DO NOTHING",
+            ))
+            .bind(i64::from(p))
+            .bind(ts(DateTime::<Utc>::UNIX_EPOCH))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Heartbeat, renew this replica's leases, and (when `claim`) claim free
     /// or expired partitions up to the fair share, starting from a
     /// replica-specific offset so that replicas starting together do not all
@@ -63,17 +82,6 @@ impl Ledger {
             .bind(ts(now - lease * 10))
             .execute(&mut *tx)
             .await?;
-        for p in 0..partitions {
-            sqlx::query(q(
-                pg,
-                "INSERT INTO partitions (part, owner, expires_at) VALUES (?, NULL, ?) \
-                 ON CONFLICT(part) DO NOTHING",
-            ))
-            .bind(i64::from(p))
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await?;
-        }
         let live: i64 = sqlx::query(q(pg, "SELECT COUNT(*) FROM replicas WHERE seen_at >= ?"))
             .bind(ts(now - lease))
             .fetch_one(&mut *tx)
@@ -182,9 +190,10 @@ fn offset(me: &str, partitions: u16) -> u16 {
 mod tests {
     use super::*;
 
-    async fn ledger() -> (tempfile::TempDir, Ledger) {
+    async fn ledger(partitions: u16) -> (tempfile::TempDir, Ledger) {
         let d = tempfile::tempdir().unwrap();
         let l = Ledger::open(&d.path().join("l.db")).await.unwrap();
+        l.init_partitions(partitions).await.unwrap();
         (d, l)
     }
 
@@ -194,7 +203,7 @@ mod tests {
 
     #[tokio::test]
     async fn replicas_share_partitions_fairly_and_survivors_take_over_expired_leases() {
-        let (_d, l) = ledger().await;
+        let (_d, l) = ledger(8).await;
         let lease = Duration::seconds(10);
         // Three replicas announce themselves, then claim.
         for r in ["a", "b", "c"] {
@@ -242,7 +251,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unexpired_lease_is_never_claimed_by_another_replica() {
-        let (_d, l) = ledger().await;
+        let (_d, l) = ledger(4).await;
         let lease = Duration::seconds(10);
         let a = l.lease_partitions("a", 4, lease, true, t(0)).await.unwrap();
         assert_eq!(a.owned, vec![0, 1, 2, 3], "alone, a takes all");

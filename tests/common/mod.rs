@@ -4,6 +4,7 @@
 pub mod amqp;
 pub mod gateway;
 pub mod hfs;
+pub mod pg;
 pub mod workload;
 
 use std::collections::HashMap;
