@@ -566,9 +566,10 @@ async fn dispatch(
             id,
             platform,
             reason,
-            event_type: _,
+            event_type,
         }) => {
-            ignore(sh, &d, id.as_deref(), &platform, &reason, Utc::now()).await?;
+            let what = (id.as_deref(), &platform[..], event_type.as_deref());
+            ignore(sh, &d, what, &reason, Utc::now()).await?;
             Ok(None)
         }
         Err(reason) => {
@@ -585,8 +586,7 @@ async fn dispatch(
 async fn ignore(
     sh: &Shared,
     d: &Delivery,
-    id: Option<&str>,
-    platform: &str,
+    (id, platform, event_type): (Option<&str>, &str, Option<&str>),
     why: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
@@ -594,7 +594,8 @@ async fn ignore(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .ignored += 1;
-    debug!(line = d.seq, source = %sh.source_name, reason = why, "ignored a platform event that is not a chat message");
+    // The event type is a checked token (mapping.rs), never content.
+    debug!(line = d.seq, source = %sh.source_name, platform, event_type, reason = why, "ignored a platform event that is not a chat message");
     crate::ops::metrics().decided("ignored", Some(why));
     if let Output::DryRun(w) = &sh.out {
         let line = serde_json::json!({"event_id": id, "outcome": "ignored", "patient": null,
