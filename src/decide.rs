@@ -3,11 +3,21 @@
 //!
 //! Order of the rules for one message, most protective first:
 //! 1. two or more distinct patients in the message → quarantined `multi-patient`;
-//! 2. an NHS-number-shaped number failing its check digit → quarantined `invalid-identifier`;
-//! 3. exactly one patient → filed to it (and held messages of the thread are
+//! 2. an NHS-number-shaped number failing its check digit → quarantined
+//!    `invalid-identifier`;
+//! 3. an identifier-like span that is not a recognised identifier of the
+//!    message (nor, for a message without one, of its thread's single patient)
+//!    → quarantined `unrecognised-identifier` (fail safe: a number the grammar
+//!    missed never lets the message inherit the thread's patient);
+//! 4. exactly one patient → filed to it (and held messages of the thread are
 //!    filed to it when it is the thread's first patient);
-//! 4. none: thread has one patient → filed to it; two or more → quarantined
+//! 5. none: thread has one patient → filed to it; two or more → quarantined
 //!    `ambiguous`; none → held until the thread names its patient or the hold expires.
+//!
+//! Rules 2 and 3 also mark the thread as possibly naming another patient
+//! (`ThreadState::suspect`): from then on it counts as having one patient more
+//! than it names, so its messages without their own identifier are quarantined
+//! `ambiguous` (rule 4 of ARCHITECTURE §4), never inherited.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -47,6 +57,7 @@ pub mod reason {
     pub const AMBIGUOUS: &str = "ambiguous";
     pub const MULTI_PATIENT: &str = "multi-patient";
     pub const INVALID_IDENTIFIER: &str = "invalid-identifier";
+    pub const UNRECOGNISED_IDENTIFIER: &str = "unrecognised-identifier";
     pub const UNKNOWN_PATIENT: &str = "unknown-patient";
     pub const AMBIGUOUS_PATIENT: &str = "ambiguous-patient";
     pub const NOT_PATIENT_RELATED: &str = "not-patient-related";
@@ -249,6 +260,7 @@ fn message(
     out: &mut Vec<Decision>,
 ) {
     let had = state.patients.len();
+    let foreign = foreign_spans(state, &found);
     let ids = found.valid;
     if ids.len() >= 2 {
         for id in &ids {
@@ -263,13 +275,14 @@ fn message(
         after_new_patients(state, had, out, policy);
         return;
     }
-    if found.invalid > 0 {
-        out.push(Decision::new(
-            event,
-            Outcome::Quarantined,
-            Some(reason::INVALID_IDENTIFIER),
-            ids,
-        ));
+    if found.invalid > 0 || foreign {
+        let why = if found.invalid > 0 {
+            reason::INVALID_IDENTIFIER
+        } else {
+            reason::UNRECOGNISED_IDENTIFIER
+        };
+        out.push(Decision::new(event, Outcome::Quarantined, Some(why), ids));
+        become_suspect(state, out);
         return;
     }
     if let Some(id) = ids.first().cloned() {
@@ -279,9 +292,9 @@ fn message(
         out.push(file(state, event, id, ids, policy));
         return;
     }
-    match state.patients.len() {
-        0 => out.push(hold(state, event, now, policy)),
-        1 => {
+    match (state.patients.len(), state.suspect) {
+        (0, false) => out.push(hold(state, event, now, policy)),
+        (1, false) => {
             let p = state.patients[0].clone();
             out.push(file(state, event, p, ids, policy));
         }
@@ -291,6 +304,33 @@ fn message(
             Some(reason::AMBIGUOUS),
             ids,
         )),
+    }
+}
+
+/// Does the event hold an identifier-like span that is not one of its own
+/// identifiers nor, when it names none, its thread's single patient?
+fn foreign_spans(state: &ThreadState, found: &Found) -> bool {
+    let thread_patient = match (found.valid.is_empty(), state.patients.as_slice()) {
+        (true, [one]) if !state.suspect => Some(one),
+        _ => None,
+    };
+    found.unrecognised.iter().any(|span| {
+        !found.valid.iter().chain(thread_patient).any(|id| id.value == *span)
+    })
+}
+
+/// The thread may be about a patient it does not name: from now on it counts
+/// one patient more. Its held messages can never be filed to one patient
+/// now, so they are quarantined `ambiguous` at once.
+fn become_suspect(state: &mut ThreadState, out: &mut Vec<Decision>) {
+    state.suspect = true;
+    for h in std::mem::take(&mut state.held) {
+        out.push(Decision::new(
+            h.event,
+            Outcome::Quarantined,
+            Some(reason::AMBIGUOUS),
+            Vec::new(),
+        ));
     }
 }
 
@@ -320,7 +360,7 @@ fn after_new_patients(
         return;
     }
     let held = std::mem::take(&mut state.held);
-    if state.patients.len() == 1 {
+    if state.patients.len() == 1 && !state.suspect {
         let p = state.patients[0].clone();
         for h in held {
             match h.event.kind {
@@ -525,8 +565,17 @@ fn edit(
     out: &mut Vec<Decision>,
 ) {
     let target = event.target.clone().unwrap_or_default();
+    let filed_to = state.filed.get(&target).cloned();
+    // An edit's spans are weighed against the patient its target is filed to.
+    let foreign = found.unrecognised.iter().any(|span| {
+        !found
+            .valid
+            .iter()
+            .chain(filed_to.as_ref())
+            .any(|id| id.value == *span)
+    });
     let ids = found.valid;
-    if let Some(p) = state.filed.get(&target).cloned() {
+    if let Some(p) = filed_to {
         if ids.iter().any(|id| *id != p) {
             out.push(Decision::new(
                 event,
@@ -534,21 +583,22 @@ fn edit(
                 Some(reason::EDIT_CHANGES_PATIENT),
                 ids,
             ));
-        } else if found.invalid > 0 {
-            out.push(Decision::new(
-                event,
-                Outcome::Quarantined,
-                Some(reason::INVALID_IDENTIFIER),
-                ids,
-            ));
+        } else if found.invalid > 0 || foreign {
+            let why = if found.invalid > 0 {
+                reason::INVALID_IDENTIFIER
+            } else {
+                reason::UNRECOGNISED_IDENTIFIER
+            };
+            out.push(Decision::new(event, Outcome::Quarantined, Some(why), ids));
+            become_suspect(state, out);
         } else {
             out.push(file_edit(state, event, p, ids, target, policy));
         }
     } else if state.held.iter().any(|h| h.event.id == target) {
         // Held with its target; when the thread names its patient the edit
         // is filed after the message it edits. An edit that itself names a
-        // patient is decided as a message would be.
-        if ids.is_empty() && found.invalid == 0 {
+        // patient (or holds anything identifier-like) is not filed on a guess.
+        if ids.is_empty() && found.invalid == 0 && !foreign {
             out.push(hold(state, event, now, policy));
         } else {
             out.push(Decision::new(

@@ -1,12 +1,20 @@
 //! Patient identification (pure): NHS numbers in text, local identifiers from
-//! `mappings/identifiers.toml`, and the event's explicit `patient` tag.
+//! `mappings/identifiers.toml`, the event's explicit `patient` tag — and,
+//! fail safe, every identifier-like span that is none of these.
+//!
+//! The order in which the rules apply is documented in
+//! `mappings/identifiers.toml`; the scan itself is in [`scan`].
 
+pub mod normalize;
 pub mod nhs_number;
+mod scan;
 pub mod thread;
 
 use crate::event::{ChatEvent, EventKind};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+
+pub use normalize::normalize;
 
 /// FHIR identifier system of NHS numbers.
 pub const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
@@ -46,12 +54,31 @@ pub struct LocalPattern {
     pub regex: Regex,
 }
 
-/// The `mappings/identifiers.toml` file.
-#[derive(Debug, Deserialize)]
+/// A pattern of numbers known not to be patients (phones, dates, doses...).
+#[derive(Debug, Clone)]
+pub struct NotPatient {
+    pub name: String,
+    pub regex: Regex,
+}
+
+/// Identifier keywords: digits after them are identifier-like whatever they are.
+#[derive(Debug, Clone)]
+pub struct Keyword {
+    pub regex: Regex,
+    pub min_digits: usize,
+}
+
+/// The `mappings/identifiers.toml` file. A section left out takes the
+/// built-in default (the file as shipped).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatternFile {
     #[serde(default)]
     local: Vec<PatternEntry>,
+    locations: Option<Words>,
+    negation: Option<Words>,
+    suspicion: Option<SuspicionEntry>,
+    not_patient: Option<Vec<NotPatientEntry>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,25 +90,130 @@ struct PatternEntry {
     pattern: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Words {
+    words: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuspicionEntry {
+    min_digits: usize,
+    min_group: usize,
+    max_gap: usize,
+    #[serde(default)]
+    keyword: Vec<KeywordEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeywordEntry {
+    words: Vec<String>,
+    min_digits: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotPatientEntry {
+    name: String,
+    pattern: String,
+}
+
 /// Identifiers found in one event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Found {
     /// Distinct valid identifiers, in order of appearance (tag first).
     pub valid: Vec<Identifier>,
     /// Count of NHS-number-shaped numbers that fail the check digit.
     pub invalid: usize,
+    /// Identifier-like spans that are not recognised identifiers: the digits
+    /// of each (fail safe; see `mappings/identifiers.toml`). Never logged.
+    pub unrecognised: Vec<String>,
+}
+
+impl std::fmt::Debug for Found {
+    /// Identifier values and spans stay out of debug output (logs).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Found")
+            .field(
+                "valid",
+                &self.valid.iter().map(Identifier::masked).collect::<Vec<_>>(),
+            )
+            .field("invalid", &self.invalid)
+            .field("unrecognised", &self.unrecognised.len())
+            .finish()
+    }
 }
 
 /// The identifier recogniser, built once from configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Identify {
     pub local: Vec<LocalPattern>,
+    /// Location word + its number (`bed 12`): capture group `n` is the number.
+    pub locations: Regex,
+    /// Negation right before an identifier (matched against the text before it).
+    pub negation: Regex,
+    pub not_patient: Vec<NotPatient>,
+    pub keywords: Vec<Keyword>,
+    pub min_digits: usize,
+    pub min_group: usize,
+    pub max_gap: usize,
+}
+
+/// The identifier rules as shipped (`mappings/identifiers.toml`).
+const DEFAULT_RULES: &str = include_str!("../../mappings/identifiers.toml");
+
+impl Default for Identify {
+    /// The shipped rules: NHS numbers, the example hospital-number pattern and
+    /// the known-not-patient patterns.
+    fn default() -> Self {
+        Self::from_toml(DEFAULT_RULES).expect("mappings/identifiers.toml is valid")
+    }
+}
+
+/// `words` as one alternation, longest first, a space matching any spaces.
+fn alternation(words: &[String]) -> String {
+    let mut w: Vec<&str> = words
+        .iter()
+        .map(|w| w.trim())
+        .filter(|w| !w.is_empty())
+        .collect();
+    w.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    w.iter()
+        .map(|w| regex::escape(w).replace(' ', r"\s+"))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// A regex that never matches (an empty word list).
+const NEVER: &str = r"[^\s\S]";
+
+fn compile(what: &str, pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|err| format!("{what}: not a valid regex: {err}"))
 }
 
 impl Identify {
     /// Parse a pattern file's text. Errors name the entry and problem.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let file: PatternFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut builtin = if file.locations.is_some()
+            && file.negation.is_some()
+            && file.suspicion.is_some()
+            && file.not_patient.is_some()
+        {
+            PatternFile::default()
+        } else {
+            toml::from_str(DEFAULT_RULES).map_err(|e| format!("built-in rules: {e}"))?
+        };
+        let locations = file.locations.or(builtin.locations.take());
+        let negation = file.negation.or(builtin.negation.take());
+        let suspicion = file
+            .suspicion
+            .or(builtin.suspicion.take())
+            .ok_or("`suspicion` is missing")?;
+        let not_patient_entries = file.not_patient.or(builtin.not_patient.take());
+
         let mut local = Vec::new();
         for (i, e) in file.local.into_iter().enumerate() {
             if e.system.trim().is_empty() {
@@ -105,16 +237,74 @@ impl Identify {
                 regex,
             });
         }
-        Ok(Self { local })
+
+        let loc = alternation(&locations.map(|w| w.words).unwrap_or_default());
+        let locations = compile(
+            "locations",
+            &if loc.is_empty() {
+                NEVER.to_owned()
+            } else {
+                format!(
+                    r"(?i)\b(?:{loc})\s*(?:no\.?\s*|number\s*|#\s*|:\s*)?(?P<n>\d{{1,3}})[a-z]?\b"
+                )
+            },
+        )?;
+        let neg = alternation(&negation.map(|w| w.words).unwrap_or_default());
+        let negation = compile(
+            "negation",
+            &if neg.is_empty() {
+                NEVER.to_owned()
+            } else {
+                format!(
+                    r"(?i)(?:^|[^\w])(?:{neg})[\s:,]*(?:(?:the|this|that|nhs|no\.?|number|num|pt|patient|#|:|=)[\s:,]*)*$"
+                )
+            },
+        )?;
+        let mut not_patient = Vec::new();
+        for (i, e) in not_patient_entries.unwrap_or_default().into_iter().enumerate() {
+            let regex = compile(&format!("not_patient[{i}] ({})", e.name), &e.pattern)?;
+            not_patient.push(NotPatient {
+                name: e.name,
+                regex,
+            });
+        }
+        let mut keywords = Vec::new();
+        for (i, k) in suspicion.keyword.into_iter().enumerate() {
+            let alt = alternation(&k.words);
+            if alt.is_empty() {
+                return Err(format!("suspicion.keyword[{i}]: `words` is empty"));
+            }
+            keywords.push(Keyword {
+                regex: compile(
+                    &format!("suspicion.keyword[{i}]"),
+                    &format!(r"(?i)(?:^|[^\w])(?:{alt})"),
+                )?,
+                min_digits: k.min_digits.max(1),
+            });
+        }
+        if suspicion.min_digits == 0 || suspicion.min_group == 0 {
+            return Err("suspicion: `min_digits` and `min_group` must be at least 1".into());
+        }
+        Ok(Self {
+            local,
+            locations,
+            negation,
+            not_patient,
+            keywords,
+            min_digits: suspicion.min_digits,
+            min_group: suspicion.min_group,
+            max_gap: suspicion.max_gap,
+        })
     }
 
-    /// Find the identifiers of an event (its tag and its text).
+    /// Find the identifiers of an event: its tag, its text (messages and
+    /// edits) and the names of its attachments.
     pub fn find(&self, ev: &ChatEvent) -> Found {
         let mut found = Found::default();
         if let Some(tag) = &ev.patient {
             let value = tag.value.trim();
             if tag.system == NHS_SYSTEM {
-                let digits: String = value
+                let digits: String = normalize(value)
                     .chars()
                     .filter(|c| !c.is_whitespace() && *c != '-')
                     .collect();
@@ -133,39 +323,23 @@ impl Identify {
                 );
             }
         }
-        let text = match ev.kind {
-            EventKind::Message | EventKind::Edit => ev.text.as_deref().unwrap_or(""),
-            EventKind::Redaction | EventKind::Reaction => "",
-        };
-        self.find_in_text(text, &mut found);
+        if matches!(ev.kind, EventKind::Message | EventKind::Edit) {
+            self.find_in_text(ev.text.as_deref().unwrap_or(""), &mut found);
+            for a in &ev.attachments {
+                if let Some(name) = &a.name {
+                    self.find_in_text(name, &mut found);
+                }
+            }
+        }
         found
     }
 
+    /// Add what `text` names to `found`.
     pub fn find_in_text(&self, text: &str, found: &mut Found) {
         if text.is_empty() {
             return;
         }
-        for c in nhs_number::find_candidates(text) {
-            if c.valid {
-                push(&mut found.valid, Identifier::nhs(c.digits));
-            } else {
-                found.invalid += 1;
-            }
-        }
-        for p in &self.local {
-            for caps in p.regex.captures_iter(text) {
-                let m = caps.get(1).or_else(|| caps.get(0));
-                if let Some(m) = m {
-                    push(
-                        &mut found.valid,
-                        Identifier {
-                            system: p.system.clone(),
-                            value: m.as_str().to_owned(),
-                        },
-                    );
-                }
-            }
-        }
+        scan::scan(self, text, found);
     }
 }
 
@@ -174,7 +348,6 @@ fn push(v: &mut Vec<Identifier>, id: Identifier) {
         v.push(id);
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

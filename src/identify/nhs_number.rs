@@ -33,13 +33,25 @@
 //!
 //! # Boundary rules
 //!
+//! The scanner expects text normalised by [`super::normalize`] (Unicode
+//! digits, spaces and dashes already in ASCII form).
+//!
 //! A **glue** character is any Unicode alphanumeric character (letters, and
-//! digits of any script) or one of `_ + / \ @ # £ $ € % & =`.
+//! digits of any script) or one of `_ + \ @ £ $ € %`. Punctuation that
+//! clinicians put between a label and the number (`#`, `:`, `=`, `(`, `[`,
+//! `/`, `&`) is not glue: `NHS#726 018 1591`, `nhs=9434765919`,
+//! `9997654323/9992468130` (two numbers) and a number as a URL path segment
+//! are candidates.
+//!
+//! **Keywords** may touch the number: when the letters right before a chain
+//! (or before its attached `.`/`-` run) are one of the identifier keywords
+//! `nhs`, `no`, `num`, `number`, `nhsno`, `pt`, `id`, `nr` (any case), they do
+//! not glue: `NHS9434765919`, `no.9434765919`, `nhs-943-476-5919`.
 //!
 //! A chain that has the right shape is still rejected when:
 //!
 //! 1. the character immediately before it is a glue character
-//!    (`ORD9434765919`, `#9434765919`, `+9434765919`, `٣9434765919`);
+//!    (`ORD9434765919`, `+9434765919`, `٣9434765919`);
 //! 2. the character immediately after it is a glue character
 //!    (`9434765919ABC`, `9434765919@nhs.net`, `9434765919%`);
 //! 3. it is immediately preceded by a run of `.`/`-` characters which is
@@ -93,11 +105,18 @@ fn separator_len(bytes: &[u8], i: usize) -> Option<usize> {
 /// Characters that attach a digit sequence to a surrounding token.
 #[inline]
 fn is_glue(c: char) -> bool {
-    c.is_alphanumeric()
-        || matches!(
-            c,
-            '_' | '+' | '/' | '\\' | '@' | '#' | '£' | '$' | '€' | '%' | '&' | '='
-        )
+    c.is_alphanumeric() || matches!(c, '_' | '+' | '\\' | '@' | '£' | '$' | '€' | '%')
+}
+
+/// Identifier keywords that may be written against the number (`NHS9434765919`).
+const KEYWORDS: [&str; 8] = ["nhs", "no", "num", "number", "nhsno", "pt", "id", "nr"];
+
+/// Is the letter run that ends at the start of `chars` (walking backwards) a keyword?
+fn keyword_before(chars: impl Iterator<Item = char>) -> bool {
+    let mut word: Vec<char> = chars.take_while(|c| c.is_alphabetic()).take(8).collect();
+    word.reverse();
+    let word: String = word.into_iter().collect::<String>().to_lowercase();
+    KEYWORDS.contains(&word.as_str())
 }
 
 /// "Attached" separators: checked through by boundary rules 3 and 4.
@@ -107,16 +126,21 @@ fn is_attached_separator(c: char) -> bool {
 }
 
 /// Applies boundary rules 1-4 to the characters on one side of a chain,
-/// given as an iterator walking away from the chain.
-fn side_is_glued(mut chars: impl Iterator<Item = char>) -> bool {
-    match chars.next() {
+/// given as an iterator walking away from the chain. On the left side
+/// (`left`), a keyword right before the chain does not glue.
+fn side_is_glued(chars: impl Iterator<Item = char> + Clone, left: bool) -> bool {
+    let mut it = chars.clone();
+    let glued_at = |c: char, rest: &dyn Fn() -> bool| is_glue(c) && !(left && c.is_alphabetic() && rest());
+    match it.next() {
         None => false,
-        Some(c) if is_glue(c) => true,
+        Some(c) if is_glue(c) => glued_at(c, &|| keyword_before(chars.clone())),
         Some(c) if is_attached_separator(c) => {
-            for c in chars {
+            let mut skip = 1;
+            for c in it {
                 if !is_attached_separator(c) {
-                    return is_glue(c);
+                    return glued_at(c, &|| keyword_before(chars.clone().skip(skip)));
                 }
+                skip += 1;
             }
             false
         }
@@ -189,8 +213,8 @@ pub fn find_candidates(text: &str) -> Vec<NhsCandidate> {
         }
         // chain_start and chain_end are next to ASCII digits, so they are
         // char boundaries and these slices cannot panic.
-        if side_is_glued(text[..chain_start].chars().rev())
-            || side_is_glued(text[chain_end..].chars())
+        if side_is_glued(text[..chain_start].chars().rev(), true)
+            || side_is_glued(text[chain_end..].chars(), false)
         {
             continue;
         }
@@ -488,6 +512,40 @@ mod tests {
         assert_found("é 943 476 5919 中", "943 476 5919");
     }
 
+    #[test]
+    fn finds_after_hash_equals_colon_and_brackets() {
+        assert_found("NHS#943 476 5919", "943 476 5919");
+        assert_found("(NHS#9434765919)", "9434765919");
+        assert_found("nhs=9434765919&x=1", "9434765919");
+        assert_found("[9434765919]", "9434765919");
+        assert_found("no:943-476-5919", "943-476-5919");
+    }
+
+    #[test]
+    fn finds_both_numbers_of_a_slash_pair_and_in_url_path() {
+        let found = find_candidates("9434765919/9876543210");
+        let d: Vec<_> = found.iter().map(|c| c.digits.as_str()).collect();
+        assert_eq!(d, ["9434765919", "9876543210"]);
+        assert_found("https://epr.example/patient/9434765919/view", "9434765919");
+    }
+
+    #[test]
+    fn identifier_keyword_may_touch_the_number() {
+        assert_found("NHS9434765919", "9434765919");
+        assert_found("no.9434765919", "9434765919");
+        assert_found("nhs-943-476-5919", "943-476-5919");
+        assert_found("pt9434765919", "9434765919");
+        assert_found("NHSNO 9434765919", "9434765919");
+    }
+
+    #[test]
+    fn other_words_touching_the_number_still_glue() {
+        assert_none("ORD9434765919");
+        assert_none("snhs9434765919");
+        assert_none("ref.9434765919");
+        assert_none("9434765919nhs");
+    }
+
     // --------------------------------------------------------- rejected cases
 
     #[test]
@@ -588,7 +646,7 @@ mod tests {
 
     #[test]
     fn rejects_each_glue_symbol_before_and_after() {
-        for sym in ['_', '+', '/', '\\', '@', '#', '£', '$', '€', '%', '&', '='] {
+        for sym in ['_', '+', '\\', '@', '£', '$', '€', '%'] {
             assert_none(&format!("x {sym}9434765919 x"));
             assert_none(&format!("x 9434765919{sym} x"));
             assert_none(&format!("x {sym}-9434765919 x"));

@@ -33,6 +33,11 @@ pub struct ThreadState {
     /// What an edit needs of the message it replaces: event id → time and links.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, FiledMeta>,
+    /// The thread held an identifier-like span (or a mistyped number) that
+    /// named no patient it knows: it may be about another patient, so it
+    /// counts one patient more than it names (fail safe).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspect: bool,
     /// Events waiting for the thread to name its patient (not serialised with the state).
     #[serde(skip)]
     pub held: Vec<Held>,

@@ -1,0 +1,223 @@
+//! The identification scan of one text, in the order documented in
+//! `mappings/identifiers.toml`: normalise → locations → NHS numbers → local
+//! identifiers → negation → not-patient patterns → identifier-like spans.
+//!
+//! The scan keeps a working copy of the normalised text in which recognised
+//! identifiers are blanked (`x`, a letter, so that nothing joins across them)
+//! and location numbers are blanked (`~`, punctuation), and a map of the digits
+//! that a not-patient pattern cleared. Whatever digits are left decide whether
+//! the text holds an identifier-like span.
+
+use super::{Found, Identifier, Identify, nhs_number, normalize, push};
+
+/// Blank `range` of `work` with the ASCII `fill` (same byte length, so
+/// offsets hold; a multi-byte character becomes several fills).
+fn blank(work: &mut String, range: std::ops::Range<usize>, fill: char) {
+    let s: String = std::iter::repeat_n(fill, range.len()).collect();
+    work.replace_range(range, &s);
+}
+
+/// Is the identifier that starts at byte `start` of `norm` negated ("not 999…")?
+fn negated(idf: &Identify, norm: &str, start: usize) -> bool {
+    let mut from = start.saturating_sub(48);
+    while !norm.is_char_boundary(from) {
+        from += 1;
+    }
+    idf.negation.is_match(&norm[from..start])
+}
+
+/// A run of digits joined across at most `max_gap` non-alphanumeric characters,
+/// starting at byte `at` (a digit): (end, digit positions).
+fn loose_chain(work: &str, at: usize, max_gap: usize) -> (usize, Vec<usize>) {
+    let bytes = work.as_bytes();
+    let mut digits = Vec::new();
+    let mut i = at;
+    let mut end = at;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            digits.push(i);
+            i += 1;
+        }
+        end = end.max(i);
+        // The gap: up to `max_gap` characters that are neither letters nor digits.
+        let mut j = i;
+        let mut gap = 0;
+        let mut joined = false;
+        for c in work[i..].chars() {
+            if c.is_ascii_digit() {
+                joined = gap > 0 && gap <= max_gap;
+                break;
+            }
+            if c.is_alphanumeric() || gap == max_gap {
+                break;
+            }
+            gap += 1;
+            j += c.len_utf8();
+        }
+        if !joined {
+            return (end, digits);
+        }
+        i = j;
+    }
+}
+
+/// Sizes of the digit groups (maximal runs of adjacent digit positions).
+fn max_group(digits: &[usize]) -> usize {
+    let mut best = 0;
+    let mut run = 0;
+    let mut prev: Option<usize> = None;
+    for &d in digits {
+        run = if prev == Some(d.wrapping_sub(1)) { run + 1 } else { 1 };
+        best = best.max(run);
+        prev = Some(d);
+    }
+    best
+}
+
+pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
+    let norm = normalize(text);
+    if !norm.bytes().any(|b| b.is_ascii_digit()) {
+        return;
+    }
+    let mut work = norm.clone();
+    let mut cleared = vec![false; norm.len()];
+
+    // 2. Location numbers ("bed 12"), unless the number starts a whole NHS number.
+    for caps in idf.locations.captures_iter(&norm) {
+        let Some(n) = caps.name("n") else { continue };
+        let starts_nhs = nhs_number::find_candidates(&norm[n.start()..])
+            .first()
+            .is_some_and(|c| c.start == 0);
+        if !starts_nhs {
+            cleared[n.range()].iter_mut().for_each(|c| *c = true);
+            blank(&mut work, n.range(), '~');
+        }
+    }
+
+    // 3. NHS numbers.
+    for c in nhs_number::find_candidates(&work) {
+        if !c.valid {
+            found.invalid += 1;
+        } else if negated(idf, &norm, c.start) {
+            found.unrecognised.push(c.digits);
+        } else {
+            push(&mut found.valid, Identifier::nhs(c.digits));
+        }
+        blank(&mut work, c.start..c.end, 'x');
+    }
+
+    // 4. Local identifiers (hospital numbers...), 5. negation.
+    for p in &idf.local {
+        let mut hits = Vec::new();
+        for caps in p.regex.captures_iter(&work) {
+            let whole = caps.get(0).map(|m| m.range());
+            let value = caps.get(1).or_else(|| caps.get(0));
+            if let (Some(whole), Some(value)) = (whole, value) {
+                hits.push((whole, value.as_str().to_owned(), value.start()));
+            }
+        }
+        for (whole, value, start) in hits {
+            if negated(idf, &norm, start) {
+                found
+                    .unrecognised
+                    .push(value.chars().filter(char::is_ascii_digit).collect());
+            } else {
+                push(
+                    &mut found.valid,
+                    Identifier {
+                        system: p.system.clone(),
+                        value,
+                    },
+                );
+            }
+            blank(&mut work, whole, 'x');
+        }
+    }
+
+    // 6. Numbers known not to be patients clear their digits.
+    for p in &idf.not_patient {
+        for m in p.regex.find_iter(&work) {
+            cleared[m.range()].iter_mut().for_each(|c| *c = true);
+        }
+    }
+
+    // 7. Identifier-like spans: after a keyword, then any long digit run.
+    let bytes = work.as_bytes();
+    let mut taken = vec![false; work.len()];
+    let span = |digits: &[usize], found: &mut Found, taken: &mut Vec<bool>| {
+        digits.iter().for_each(|&d| taken[d] = true);
+        if digits.iter().all(|&d| cleared[d]) {
+            return;
+        }
+        found
+            .unrecognised
+            .push(digits.iter().map(|&d| char::from(bytes[d])).collect());
+    };
+    for k in &idf.keywords {
+        for m in k.regex.find_iter(&work) {
+            let Some(at) = digits_after_keyword(&work, m.end()) else {
+                continue;
+            };
+            if taken[at] {
+                continue;
+            }
+            let (_, digits) = loose_chain(&work, at, idf.max_gap);
+            if digits.len() >= k.min_digits {
+                span(&digits, found, &mut taken);
+            }
+        }
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let (end, digits) = loose_chain(&work, i, idf.max_gap);
+        i = end.max(i + 1);
+        if digits.iter().any(|&d| taken[d]) {
+            continue;
+        }
+        if digits.len() >= idf.min_digits || max_group(&digits) >= idf.min_group {
+            span(&digits, found, &mut taken);
+        }
+    }
+}
+
+/// After an identifier keyword ending at `from`: the first digit of the
+/// number it introduces, skipping punctuation and the words "no", "number",
+/// "num", "nr", "is", "of" ("NHS no. is 123…").
+fn digits_after_keyword(work: &str, from: usize) -> Option<usize> {
+    let bytes = work.as_bytes();
+    let mut i = from;
+    // The keyword must end a word: "nhs" in "nhsx" is not a keyword.
+    if bytes.get(i).is_some_and(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    for _ in 0..4 {
+        let mut punct = 0;
+        while i < bytes.len() && !bytes[i].is_ascii_alphanumeric() && punct < 4 {
+            if bytes[i] >= 0x80 {
+                return None;
+            }
+            i += 1;
+            punct += 1;
+        }
+        match bytes.get(i) {
+            Some(b) if b.is_ascii_digit() => return Some(i),
+            Some(b) if b.is_ascii_alphabetic() => {
+                let end = work[i..]
+                    .find(|c: char| !c.is_ascii_alphabetic())
+                    .map_or(work.len(), |e| i + e);
+                let word = work[i..end].to_ascii_lowercase();
+                if matches!(word.as_str(), "no" | "number" | "num" | "nr" | "is" | "of") {
+                    i = end;
+                } else {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    None
+}
