@@ -281,7 +281,9 @@ fn message(
         } else {
             reason::UNRECOGNISED_IDENTIFIER
         };
-        out.push(Decision::new(event, Outcome::Quarantined, Some(why), ids));
+        let mut named = ids;
+        named.extend(found.negated);
+        out.push(Decision::new(event, Outcome::Quarantined, Some(why), named));
         become_suspect(state, out);
         return;
     }
@@ -314,9 +316,10 @@ fn foreign_spans(state: &ThreadState, found: &Found) -> bool {
         (true, [one]) if !state.suspect => Some(one),
         _ => None,
     };
-    found.unrecognised.iter().any(|span| {
-        !found.valid.iter().chain(thread_patient).any(|id| id.value == *span)
-    })
+    !found.negated.is_empty()
+        || found.unrecognised.iter().any(|span| {
+            !found.valid.iter().chain(thread_patient).any(|id| id.value == *span)
+        })
 }
 
 /// The thread may be about a patient it does not name: from now on it counts
@@ -567,13 +570,14 @@ fn edit(
     let target = event.target.clone().unwrap_or_default();
     let filed_to = state.filed.get(&target).cloned();
     // An edit's spans are weighed against the patient its target is filed to.
-    let foreign = found.unrecognised.iter().any(|span| {
-        !found
-            .valid
-            .iter()
-            .chain(filed_to.as_ref())
-            .any(|id| id.value == *span)
-    });
+    let foreign = !found.negated.is_empty()
+        || found.unrecognised.iter().any(|span| {
+            !found
+                .valid
+                .iter()
+                .chain(filed_to.as_ref())
+                .any(|id| id.value == *span)
+        });
     let ids = found.valid;
     if let Some(p) = filed_to {
         if ids.iter().any(|id| *id != p) {
@@ -600,6 +604,30 @@ fn edit(
         // patient (or holds anything identifier-like) is not filed on a guess.
         if ids.is_empty() && found.invalid == 0 && !foreign {
             out.push(hold(state, event, now, policy));
+        } else if let ([id], 0, false, 0, false) = (
+            ids.as_slice(),
+            found.invalid,
+            foreign,
+            state.patients.len(),
+            state.suspect,
+        ) {
+            // The edit names the thread's first patient (late identification,
+            // rule 3): the thread's held messages are filed to it, then the
+            // edit replaces its target's content.
+            let id = id.clone();
+            state.add_patient(&id);
+            after_new_patients(state, 0, out, policy);
+            if state.filed.contains_key(&target) {
+                out.push(file_edit(state, event, id, ids, target, policy));
+            } else {
+                // Its target was an edit of its own or went elsewhere.
+                out.push(Decision::new(
+                    event,
+                    Outcome::Quarantined,
+                    Some(reason::EDIT_CHANGES_PATIENT),
+                    ids,
+                ));
+            }
         } else {
             out.push(Decision::new(
                 event,

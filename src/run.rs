@@ -774,24 +774,35 @@ async fn flush_outbox(sh: &Shared) -> anyhow::Result<()> {
     }
 }
 
-/// The thread an event belongs to. An edit, redaction or reaction goes to
-/// its target's thread: platforms such as Matrix and Teams name the target,
-/// not the thread, and the target may still be in flight (dispatched, not
-/// yet committed), so recently dispatched events are looked up first, then
-/// the ledger.
+/// The conversation (thread) an event belongs to. An edit, redaction or
+/// reaction goes to its target's thread: platforms such as Matrix and Teams
+/// name the target, not the thread. A reply outside a thread goes to the
+/// conversation of the message it answers, in the same room (ARCHITECTURE §4
+/// rule 2). The target may still be in flight (dispatched, not yet
+/// committed), so recently dispatched events are looked up first, then the
+/// ledger.
 async fn thread_key(
     sh: &Shared,
     recent: &mut RecentThreads,
     ev: &ChatEvent,
 ) -> anyhow::Result<String> {
-    let key = match (&ev.kind, &ev.target) {
+    let of = match (&ev.kind, &ev.target) {
+        (EventKind::Message, _) if ev.thread.is_none() => ev.reply_to.as_ref(),
         (EventKind::Message, _) | (_, None) => None,
-        (_, Some(t)) => match recent.get(&ev.platform, t) {
+        (_, Some(t)) => Some(t),
+    };
+    let key = match of {
+        None => None,
+        Some(t) => match recent.get(&ev.platform, t) {
             Some(k) => Some(k.to_owned()),
             None => sh.ledger.thread_of(&ev.platform, t).await?,
         },
     };
-    let key = key.unwrap_or_else(|| ev.thread_key());
+    // A reply joins its target's conversation only within the same room.
+    let same_room = crate::event::thread_key(&ev.platform, &ev.room, "");
+    let key = key
+        .filter(|k| ev.kind != EventKind::Message || k.starts_with(&same_room))
+        .unwrap_or_else(|| ev.thread_key());
     recent.insert(&ev.platform, &ev.id, &key);
     Ok(key)
 }

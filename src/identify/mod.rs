@@ -59,6 +59,9 @@ pub struct LocalPattern {
 pub struct NotPatient {
     pub name: String,
     pub regex: Regex,
+    /// Applied before the identifier grammar (labelled references, list
+    /// numbers), so that a reference number is never read as a patient.
+    pub before: bool,
 }
 
 /// Identifier keywords: digits after them are identifier-like whatever they are.
@@ -118,6 +121,9 @@ struct KeywordEntry {
 struct NotPatientEntry {
     name: String,
     pattern: String,
+    /// `before` (set aside before the identifier grammar) or `after` (default).
+    #[serde(default)]
+    stage: Option<String>,
 }
 
 /// Identifiers found in one event.
@@ -130,6 +136,9 @@ pub struct Found {
     /// Identifier-like spans that are not recognised identifiers: the digits
     /// of each (fail safe; see `mappings/identifiers.toml`). Never logged.
     pub unrecognised: Vec<String>,
+    /// Valid identifiers written after a negation ("not 999 246 8130"): named
+    /// by the event (decision line `identifiers`) but never its patient.
+    pub negated: Vec<Identifier>,
 }
 
 impl std::fmt::Debug for Found {
@@ -142,6 +151,7 @@ impl std::fmt::Debug for Found {
             )
             .field("invalid", &self.invalid)
             .field("unrecognised", &self.unrecognised.len())
+            .field("negated", &self.negated.len())
             .finish()
     }
 }
@@ -262,10 +272,21 @@ impl Identify {
         )?;
         let mut not_patient = Vec::new();
         for (i, e) in not_patient_entries.unwrap_or_default().into_iter().enumerate() {
-            let regex = compile(&format!("not_patient[{i}] ({})", e.name), &e.pattern)?;
+            let what = format!("not_patient[{i}] ({})", e.name);
+            let regex = compile(&what, &e.pattern)?;
+            let before = match e.stage.as_deref() {
+                None | Some("after") => false,
+                Some("before") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "{what}: `stage` must be \"before\" or \"after\", not {other:?}"
+                    ));
+                }
+            };
             not_patient.push(NotPatient {
                 name: e.name,
                 regex,
+                before,
             });
         }
         let mut keywords = Vec::new();
@@ -326,8 +347,9 @@ impl Identify {
         if matches!(ev.kind, EventKind::Message | EventKind::Edit) {
             self.find_in_text(ev.text.as_deref().unwrap_or(""), &mut found);
             for a in &ev.attachments {
+                // In a file name `_` separates words ("ECG_9434765919.pdf").
                 if let Some(name) = &a.name {
-                    self.find_in_text(name, &mut found);
+                    self.find_in_text(&name.replace('_', " "), &mut found);
                 }
             }
         }

@@ -17,19 +17,28 @@
 //! # Recognised written forms
 //!
 //! * A **group** is a maximal run of ASCII digits (`0`-`9`).
-//! * A **separator** is one of: space, `.`, `-`, U+00A0 (no-break space).
-//!   Other characters (tab, newline, comma, other Unicode spaces and dashes)
-//!   are not separators.
+//! * A **separator** is one of: space, `.`, `-`, U+00A0 (no-break space),
+//!   newline. Other characters (tab, comma, `|`, `/`) are not separators;
+//!   normalisation has already turned other Unicode spaces and dashes into
+//!   ASCII.
 //! * A **chain** is a maximal sequence of groups in which each pair of
-//!   consecutive groups is joined by 1 or 2 separator characters (in any
-//!   mix, e.g. `" "`, `". "`, `"  "`, `"-"`). Three or more separator
-//!   characters break the chain.
-//! * A chain is a candidate only if its group sizes are exactly one of
-//!   `[10]` (`9434765919`), `[3, 3, 4]` (`943 476 5919`, `943-476-5919`,
-//!   `943. 476. 5919`) or `[3, 7]` (`943 4765919`). Because chains are
-//!   maximal, a number is never found inside a longer digit sequence:
-//!   `94347659190`, `12 9434765919`, `9434765919 12`, `9434765919-2`,
-//!   `020 7946 0958 9`, `07700 900123` and `+44 7700900123` give nothing.
+//!   consecutive groups is joined by 1 to 3 separator characters (in any
+//!   mix, e.g. `" "`, `". "`, `" - "`, `"\n"`), at most one of them a line
+//!   break. Four or more separators, or a blank line, break the chain.
+//! * A group that belongs to another token does not join a chain: one right
+//!   after a letter that is not an identifier keyword (`SR3`, `T4`) or after
+//!   a digit and `:` or `/` (`01:30`, `26/11`), and one right before a letter
+//!   (`80M`, `12mg`) or before `:`/`/` and a digit. So `bed 12 80M`,
+//!   `SR3 957.975.4322` and `999 280 5188 80M` keep the number whole.
+//! * A chain is a candidate only if it has exactly 10 digits in one group or
+//!   in two or three groups of at least three digits each: `9434765919`,
+//!   `943 476 5919`, `943-476-5919`, `943. 476. 5919`, `943 4765919`,
+//!   `9434 765 919`, `94347 65919`. Because chains are maximal, a number is
+//!   never found inside a longer digit sequence: `94347659190`,
+//!   `12 9434765919`, `9434765919 12`, `9434765919-2`, `020 7946 0958 9`,
+//!   `07700 900123` and `+44 7700900123` give nothing here (identification
+//!   then treats what is left as identifier-like unless a not-patient
+//!   pattern explains it).
 //!
 //! # Boundary rules
 //!
@@ -96,7 +105,7 @@ const NBSP: [u8; 2] = [0xC2, 0xA0];
 #[inline]
 fn separator_len(bytes: &[u8], i: usize) -> Option<usize> {
     match *bytes.get(i)? {
-        b' ' | b'.' | b'-' => Some(1),
+        b' ' | b'.' | b'-' | b'\n' => Some(1),
         b if b == NBSP[0] && bytes.get(i + 1) == Some(&NBSP[1]) => Some(2),
         _ => None,
     }
@@ -106,6 +115,30 @@ fn separator_len(bytes: &[u8], i: usize) -> Option<usize> {
 #[inline]
 fn is_glue(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '_' | '+' | '\\' | '@' | '£' | '$' | '€' | '%')
+}
+
+/// Is the digit group starting at byte `start` the tail of another token:
+/// right after a letter that is not an identifier keyword ("SR3", "T4"), or
+/// after `:` or `/` that follow a digit ("01:30", "26/11")?
+fn tail_of_token(text: &str, start: usize) -> bool {
+    let mut before = text[..start].chars().rev();
+    match before.next() {
+        Some(c) if c.is_alphabetic() => !keyword_before(text[..start].chars().rev()),
+        Some(':' | '/') => before.next().is_some_and(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// Is the digit group ending at byte `end` the head of another token: right
+/// before a letter ("80M", "12mg", "2nd") or before `:` or `/` and a digit
+/// ("13:50", "26/11")?
+fn head_of_token(text: &str, end: usize) -> bool {
+    let mut after = text[end..].chars();
+    match after.next() {
+        Some(c) if c.is_alphabetic() => true,
+        Some(':' | '/') => after.next().is_some_and(|c| c.is_ascii_digit()),
+        _ => false,
+    }
 }
 
 /// Identifier keywords that may be written against the number (`NHS9434765919`).
@@ -173,6 +206,9 @@ pub fn find_candidates(text: &str) -> Vec<NhsCandidate> {
         let chain_start = i;
         let mut sizes = [0usize; 3];
         let mut groups = 0usize;
+        // A group that is the tail of another token ("SR3", "01:30", "26/11")
+        // stands alone: nothing joins it.
+        let mut alone = tail_of_token(text, i);
         let chain_end = loop {
             let group_start = i;
             while i < n && bytes[i].is_ascii_digit() {
@@ -183,31 +219,51 @@ pub fn find_candidates(text: &str) -> Vec<NhsCandidate> {
             }
             groups += 1;
             let group_end = i;
+            if alone {
+                break group_end;
+            }
 
-            // Count up to three separator characters after the group.
+            // Up to three separator characters after the group, at most one
+            // of them a line break.
             let mut j = i;
             let mut seps = 0;
+            let mut breaks = 0;
             while seps < 3 {
                 match separator_len(bytes, j) {
                     Some(len) => {
+                        breaks += usize::from(bytes[j] == b'\n');
                         j += len;
                         seps += 1;
                     }
                     None => break,
                 }
             }
-            if (1..=2).contains(&seps) && j < n && bytes[j].is_ascii_digit() {
+            // The next group joins unless it is the head of another token
+            // ("80M", "26/11", "13:50").
+            let next_end = bytes[j.min(n)..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .map_or(n, |e| j + e);
+            if seps >= 1
+                && breaks <= 1
+                && j < n
+                && bytes[j].is_ascii_digit()
+                && !head_of_token(text, next_end)
+            {
                 i = j; // joined: continue the chain with the next group
+                alone = false;
             } else {
                 break group_end;
             }
         };
         i = chain_end;
 
-        let shape_ok = matches!(
-            (groups, sizes),
-            (1, [10, _, _]) | (2, [3, 7, _]) | (3, [3, 3, 4])
-        );
+        let shape_ok = match (groups, sizes) {
+            (1, [10, _, _]) => true,
+            (2, [a, b, _]) => a >= 3 && b >= 3 && a + b == 10,
+            (3, [a, b, c]) => a >= 3 && b >= 3 && c >= 3 && a + b + c == 10,
+            _ => false,
+        };
         if !shape_ok {
             continue;
         }
@@ -470,8 +526,10 @@ mod tests {
     }
 
     #[test]
-    fn three_separators_do_not_join_a_preceding_digit() {
-        assert_found("bed 3 - 943 476 5919", "943 476 5919");
+    fn a_digit_before_a_spaced_dash_joins_the_chain() {
+        // "3 - 943 476 5919" could be one longer number: not a candidate here
+        // (identification leaves it identifier-like; "bed 3" is a location).
+        assert_none("3 - 943 476 5919");
     }
 
     #[test]
@@ -587,28 +645,61 @@ mod tests {
 
     #[test]
     fn rejects_wrong_group_sizes() {
-        for s in [
-            "9434 765 919",
-            "94 34765919",
-            "9434765 919",
-            "943 476 59 19",
-            "9434 765919",
-        ] {
+        for s in ["94 34765919", "943 476 59 19", "9 434765919", "94347659 19"] {
             assert_none(s);
         }
     }
 
     #[test]
-    fn three_separators_break_the_chain() {
-        // Neither [3] nor [3, 4] is a recognised shape.
-        assert_none("943   476 5919");
-        assert_none("943 476 - 5919");
+    fn up_to_three_separators_join_groups() {
+        assert_found("943   476 5919", "943   476 5919");
+        assert_found("943 - 476 - 5919", "943 - 476 - 5919");
+        assert_found("(943 - 4765 - 919) x", "943 - 4765 - 919");
     }
 
     #[test]
-    fn other_whitespace_does_not_join_groups() {
+    fn four_separators_break_the_chain() {
+        // Neither [3] nor [3, 4] is a recognised shape.
+        assert_none("943    476 5919");
+        assert_none("943 476 -- 5919");
+    }
+
+    #[test]
+    fn other_groupings_of_ten_digits_are_found() {
+        assert_found("NHS No: 9434 765 919", "9434 765 919");
+        assert_found("943 4765 919", "943 4765 919");
+        assert_found("94347 65919", "94347 65919");
+        assert_found("9434765 919", "9434765 919");
+    }
+
+    #[test]
+    fn groups_shorter_than_three_digits_are_not_a_grouping() {
+        assert_none("94 34765919");
+        assert_none("943 476 59 19");
+        assert_none("9 434 765 919");
+    }
+
+    #[test]
+    fn one_line_break_joins_groups_a_blank_line_does_not() {
+        assert_found("NHS 943 476\n5919", "943 476\n5919");
+        assert_none("943\n\n476 5919");
+    }
+
+    #[test]
+    fn a_token_before_or_after_does_not_join_the_number() {
+        // Age and sex, units, ordinals, times, dates, codes like SR3.
+        assert_found("943 476 5919 80M", "943 476 5919");
+        assert_found("pt 943 476 5919 12mg", "943 476 5919");
+        assert_found("SR3 943.476.5919", "943.476.5919");
+        assert_found("at 01:30. 943 4765919, 79M", "943 4765919");
+        assert_found("9434765919 26/11", "9434765919");
+        assert_found("NHS:943 476 5919", "943 476 5919");
+        assert_found("pt943 476 5919", "943 476 5919");
+    }
+
+    #[test]
+    fn tabs_are_not_separators_before_normalisation() {
         assert_none("943\t476\t5919");
-        assert_none("943\n476\n5919");
     }
 
     #[test]

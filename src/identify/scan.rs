@@ -17,6 +17,37 @@ fn blank(work: &mut String, range: std::ops::Range<usize>, fill: char) {
     work.replace_range(range, &s);
 }
 
+/// May the digits in `r` be set aside as not a patient? Only when they do not
+/// cut a longer number: either no digit group follows them within three
+/// separators, or what follows is a whole NHS number by itself ("bed 12
+/// 9434765919", "1. 943 476 5919"). "bed 943 476 5919" is left to the grammar.
+fn sets_apart(norm: &str, r: std::ops::Range<usize>) -> bool {
+    let bytes = norm.as_bytes();
+    let Some(last) = (r.start..r.end).rev().find(|&i| bytes[i].is_ascii_digit()) else {
+        return false;
+    };
+    // Where the digit run that ends the match really ends.
+    let mut end = last + 1;
+    while end < bytes.len() && bytes[end].is_ascii_digit() {
+        end += 1;
+    }
+    if end > r.end {
+        return false; // the match stops inside a number
+    }
+    let mut j = end;
+    let mut seps = 0;
+    while seps < 3 && j < bytes.len() && matches!(bytes[j], b' ' | b'.' | b'-' | b'\n') {
+        j += 1;
+        seps += 1;
+    }
+    if !(seps > 0 && j < bytes.len() && bytes[j].is_ascii_digit()) {
+        return true;
+    }
+    nhs_number::find_candidates(&norm[j..])
+        .first()
+        .is_some_and(|c| c.start == 0)
+}
+
 /// Is the identifier that starts at byte `start` of `norm` negated ("not 999…")?
 fn negated(idf: &Identify, norm: &str, start: usize) -> bool {
     let mut from = start.saturating_sub(48);
@@ -82,15 +113,34 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     let mut work = norm.clone();
     let mut cleared = vec![false; norm.len()];
 
-    // 2. Location numbers ("bed 12"), unless the number starts a whole NHS number.
-    for caps in idf.locations.captures_iter(&norm) {
-        let Some(n) = caps.name("n") else { continue };
-        let starts_nhs = nhs_number::find_candidates(&norm[n.start()..])
-            .first()
-            .is_some_and(|c| c.start == 0);
-        if !starts_nhs {
-            cleared[n.range()].iter_mut().for_each(|c| *c = true);
-            blank(&mut work, n.range(), '~');
+    // 2. Location numbers ("bed 12") and numbers known not to be patients
+    //    that must be set aside before the grammar (labelled references, list
+    //    numbers).
+    let mut pre: Vec<std::ops::Range<usize>> = idf
+        .locations
+        .captures_iter(&norm)
+        .filter_map(|c| c.name("n").map(|m| m.range()))
+        .collect();
+    let locations = pre.len();
+    for p in idf.not_patient.iter().filter(|p| p.before) {
+        pre.extend(p.regex.find_iter(&norm).map(|m| m.range()));
+    }
+    for (k, r) in pre.into_iter().enumerate() {
+        if sets_apart(&norm, r.clone()) {
+            let digits: String = norm[r.clone()].chars().filter(char::is_ascii_digit).collect();
+            if k >= locations && nhs_number::is_valid(&digits) {
+                // Labelled as a reference, yet a valid NHS number: neither
+                // a patient nor cleared.
+                found.unrecognised.push(digits);
+                blank(&mut work, r, 'x');
+                continue;
+            }
+            for (k, b) in norm.as_bytes()[r.clone()].iter().enumerate() {
+                if b.is_ascii_digit() {
+                    cleared[r.start + k] = true;
+                    blank(&mut work, r.start + k..r.start + k + 1, '~');
+                }
+            }
         }
     }
 
@@ -99,6 +149,7 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         if !c.valid {
             found.invalid += 1;
         } else if negated(idf, &norm, c.start) {
+            found.negated.push(Identifier::nhs(c.digits.clone()));
             found.unrecognised.push(c.digits);
         } else {
             push(&mut found.valid, Identifier::nhs(c.digits));
@@ -113,7 +164,14 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             let whole = caps.get(0).map(|m| m.range());
             let value = caps.get(1).or_else(|| caps.get(0));
             if let (Some(whole), Some(value)) = (whole, value) {
-                hits.push((whole, value.as_str().to_owned(), value.start()));
+                // Local identifiers are codes: case and spaces do not count.
+                let v: String = value
+                    .as_str()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect::<String>()
+                    .to_uppercase();
+                hits.push((whole, v, value.start()));
             }
         }
         for (whole, value, start) in hits {
@@ -135,7 +193,7 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     }
 
     // 6. Numbers known not to be patients clear their digits.
-    for p in &idf.not_patient {
+    for p in idf.not_patient.iter().filter(|p| !p.before) {
         for m in p.regex.find_iter(&work) {
             cleared[m.range()].iter_mut().for_each(|c| *c = true);
         }

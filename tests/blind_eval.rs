@@ -1,0 +1,261 @@
+//! Blind evaluation of patient identification, filing and task detection on
+//! ward chat written and labelled by writers who had not seen the grammar, the
+//! lexicons or the generator (`fixtures/blind/`, see its READMEs). The real
+//! binary decides each corpus (`run --dry-run`); the test prints
+//!
+//! * detection precision / recall of identifiers (NHS and hospital numbers),
+//! * misfiled (filed to a patient other than the labelled one),
+//! * filing recall, quarantined-but-should-file, held-but-should-file,
+//! * Task precision / recall and priority accuracy (the task lexicon on every
+//!   message text),
+//!
+//! `cargo test --release --test blind_eval -- --nocapture`
+//! (`RECORDBRIDGE_TEST_EVAL_VERBOSE=1` lists every miss).
+//!
+//! Asserted: no message is ever filed to the wrong patient, and the floors
+//! below (under the measured figures) so that a broken grammar fails CI.
+
+mod common;
+
+use common::*;
+use recordbridge::decide::task::{Priority, TaskRules};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[derive(Default, Debug)]
+struct Figures {
+    events: usize,
+    det_tp: usize,
+    det_fp: usize,
+    det_fn: usize,
+    should_file: usize,
+    filed_right: usize,
+    misfiled: usize,
+    filed_unexpected: usize,
+    quarantined_should_file: usize,
+    unfiled_should_file: usize,
+    task_tp: usize,
+    task_fp: usize,
+    task_fn: usize,
+    prio_ok: usize,
+    outcomes: BTreeMap<String, usize>,
+    notes: Vec<String>,
+}
+
+impl Figures {
+    fn ratio(a: usize, b: usize) -> f64 {
+        if b == 0 { 1.0 } else { a as f64 / b as f64 }
+    }
+    fn print(&self, name: &str) {
+        println!("== blind evaluation: {name} ({} events)", self.events);
+        println!(
+            "identifier detection: precision {:.3}, recall {:.3} (TP {}, FP {}, FN {})",
+            Self::ratio(self.det_tp, self.det_tp + self.det_fp),
+            Self::ratio(self.det_tp, self.det_tp + self.det_fn),
+            self.det_tp,
+            self.det_fp,
+            self.det_fn
+        );
+        println!(
+            "filing: misfiled {}, filing recall {:.3} ({}/{}), quarantined-but-should-file {}, held/unfiled-but-should-file {}, filed-though-not-expected {}",
+            self.misfiled,
+            Self::ratio(self.filed_right, self.should_file),
+            self.filed_right,
+            self.should_file,
+            self.quarantined_should_file,
+            self.unfiled_should_file,
+            self.filed_unexpected
+        );
+        println!(
+            "tasks: precision {:.3}, recall {:.3}, priority accuracy {:.3} (TP {}, FP {}, FN {})",
+            Self::ratio(self.task_tp, self.task_tp + self.task_fp),
+            Self::ratio(self.task_tp, self.task_tp + self.task_fn),
+            Self::ratio(self.prio_ok, self.task_tp),
+            self.task_tp,
+            self.task_fp,
+            self.task_fn
+        );
+        println!("final outcomes: {:?}", self.outcomes);
+        if std::env::var_os("RECORDBRIDGE_TEST_EVAL_VERBOSE").is_some() {
+            for n in &self.notes {
+                println!("  {n}");
+            }
+        }
+    }
+}
+
+/// Every decision line per event id, in order.
+fn decision_lines(stdout: &[u8]) -> HashMap<String, Vec<serde_json::Value>> {
+    let mut m: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+    for l in String::from_utf8_lossy(stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("decision line is JSON");
+        let id = v["event_id"].as_str().unwrap_or("").to_owned();
+        m.entry(id).or_default().push(v);
+    }
+    m
+}
+
+fn strings(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn evaluate(file: &str) -> Figures {
+    let path = fixture(&format!("blind/{file}"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dry_run(
+        &format!("file:{}", path.display()),
+        &format!("dir:{}", dir.path().join("out").display()),
+    );
+    let lines = decision_lines(&out.stdout);
+    let rules = TaskRules::builtin();
+    let mut f = Figures::default();
+    let text = std::fs::read_to_string(&path).unwrap();
+    for raw in text.lines().filter(|l| !l.trim().is_empty()) {
+        let ev: serde_json::Value = serde_json::from_str(raw).unwrap();
+        let id = ev["id"].as_str().unwrap().to_owned();
+        let label = &ev["label"];
+        let msg = ev["text"].as_str().unwrap_or("");
+        f.events += 1;
+        let ds = lines
+            .get(&id)
+            .unwrap_or_else(|| panic!("{file}: no decision for {id}"));
+        let last = ds.last().unwrap();
+
+        // Detection: identifiers the bridge found in the event vs the labels.
+        let found: BTreeSet<String> = ds
+            .iter()
+            .flat_map(|d| {
+                d["identifiers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|i| i["value"].as_str().map(str::to_owned))
+            })
+            .collect();
+        let want: BTreeSet<String> = strings(&label["nhs"])
+            .union(&strings(&label["hospital"]))
+            .cloned()
+            .collect();
+        f.det_tp += found.intersection(&want).count();
+        for x in found.difference(&want) {
+            f.det_fp += 1;
+            f.notes.push(format!("{id}: false identifier {x}: {msg:?}"));
+        }
+        for x in want.difference(&found) {
+            f.det_fn += 1;
+            f.notes.push(format!("{id}: missed identifier {x}: {msg:?}"));
+        }
+
+        // Filing.
+        let outcome = last["outcome"].as_str().unwrap().to_owned();
+        let reason = last["reason"].as_str().unwrap_or("");
+        *f.outcomes
+            .entry(if reason.is_empty() {
+                outcome.clone()
+            } else {
+                format!("{outcome}/{reason}")
+            })
+            .or_default() += 1;
+        let got = last["patient"]["value"].as_str();
+        let expect = label["expect"].as_str().unwrap();
+        let want_patient = label["patient"].as_str();
+        match (expect, outcome.as_str()) {
+            ("file", o) => {
+                f.should_file += 1;
+                match (o, got) {
+                    ("filed", Some(p)) if Some(p) == want_patient => f.filed_right += 1,
+                    ("filed", Some(p)) => {
+                        f.misfiled += 1;
+                        f.notes.push(format!(
+                            "{id}: MISFILED to {p}, labelled {want_patient:?}: {msg:?}"
+                        ));
+                    }
+                    ("quarantined", _) => {
+                        f.quarantined_should_file += 1;
+                        f.notes
+                            .push(format!("{id}: quarantined {reason}, should file: {msg:?}"));
+                    }
+                    _ => {
+                        f.unfiled_should_file += 1;
+                        f.notes.push(format!("{id}: {o}, should file: {msg:?}"));
+                    }
+                }
+            }
+            (_, "filed") => {
+                let about = strings(&label["about"]);
+                let p = got.unwrap_or("").to_owned();
+                if about.len() == 1 && about.contains(&p) {
+                    f.filed_unexpected += 1;
+                    f.notes
+                        .push(format!("{id}: filed to its own patient, labelled {expect}: {msg:?}"));
+                } else {
+                    f.misfiled += 1;
+                    f.notes.push(format!(
+                        "{id}: MISFILED to {p}, labelled {expect} (about {about:?}): {msg:?}"
+                    ));
+                }
+            }
+            _ => {}
+        }
+
+        // Tasks: the lexicon on every message's text.
+        if ev["type"].as_str().unwrap_or("message") == "message" {
+            let want = label["task"]["request"].as_bool().unwrap_or(false);
+            match (want, rules.request(msg)) {
+                (true, Some(p)) => {
+                    f.task_tp += 1;
+                    let w: Option<Priority> =
+                        serde_json::from_value(label["task"]["priority"].clone()).ok();
+                    if w == Some(p) {
+                        f.prio_ok += 1;
+                    } else {
+                        f.notes.push(format!(
+                            "{id}: task priority {} labelled {w:?}: {msg:?}",
+                            p.as_str()
+                        ));
+                    }
+                }
+                (true, None) => {
+                    f.task_fn += 1;
+                    f.notes.push(format!("{id}: missed request: {msg:?}"));
+                }
+                (false, Some(_)) => {
+                    f.task_fp += 1;
+                    f.notes.push(format!("{id}: false request: {msg:?}"));
+                }
+                (false, None) => {}
+            }
+        }
+    }
+    f
+}
+
+fn check(file: &str) {
+    let f = evaluate(file);
+    f.print(file);
+    assert_eq!(f.misfiled, 0, "{file}: messages filed to the wrong patient");
+    // Floors well under the measured figures: they catch a broken grammar,
+    // not one phrase.
+    let det_recall = Figures::ratio(f.det_tp, f.det_tp + f.det_fn);
+    let det_precision = Figures::ratio(f.det_tp, f.det_tp + f.det_fp);
+    let filing = Figures::ratio(f.filed_right, f.should_file);
+    assert!(det_recall >= 0.90, "{file}: detection recall {det_recall:.3}");
+    assert!(det_precision >= 0.95, "{file}: detection precision {det_precision:.3}");
+    assert!(filing >= 0.85, "{file}: filing recall {filing:.3}");
+}
+
+#[test]
+fn blind_corpus_a_no_misfile_and_figures() {
+    check("ward-a.ndjson");
+}
+
+#[test]
+fn blind_corpus_b_no_misfile_and_figures() {
+    check("ward-b.ndjson");
+}
