@@ -15,7 +15,7 @@
 //!    `ambiguous`; none → held until the thread names its patient or the hold expires.
 //!
 //! Rules 2 and 3 also mark the thread as possibly naming another patient
-//! (`ThreadState::suspect`): from then on it counts as having one patient more
+//! (`ThreadState::unexplained`): from then on it counts as having one patient more
 //! than it names, so its messages without their own identifier are quarantined
 //! `ambiguous` (rule 4 of ARCHITECTURE §4), never inherited.
 
@@ -25,7 +25,7 @@ use serde::Serialize;
 pub mod task;
 
 use crate::event::{ChatEvent, EventKind};
-use crate::identify::thread::{FiledMeta, Held, ThreadState};
+use crate::identify::thread::{FiledMeta, Held, ThreadState, near_miss};
 use crate::identify::{Found, Identifier};
 use task::{Status, TaskChange, TaskRules, TaskState};
 
@@ -58,6 +58,7 @@ pub mod reason {
     pub const MULTI_PATIENT: &str = "multi-patient";
     pub const INVALID_IDENTIFIER: &str = "invalid-identifier";
     pub const UNRECOGNISED_IDENTIFIER: &str = "unrecognised-identifier";
+    pub const OTHER_LOCATION: &str = "other-location";
     pub const UNKNOWN_PATIENT: &str = "unknown-patient";
     pub const AMBIGUOUS_PATIENT: &str = "ambiguous-patient";
     pub const NOT_PATIENT_RELATED: &str = "not-patient-related";
@@ -275,27 +276,54 @@ fn message(
         after_new_patients(state, had, out, policy);
         return;
     }
-    if found.invalid > 0 || foreign {
+    if found.invalid > 0 || !foreign.is_empty() {
         let why = if found.invalid > 0 {
             reason::INVALID_IDENTIFIER
         } else {
             reason::UNRECOGNISED_IDENTIFIER
         };
+        // Its own patient still counts in the thread: a later message must
+        // not inherit another patient as if this one had not been named.
+        for id in &ids {
+            state.add_patient(id);
+        }
         let mut named = ids;
         named.extend(found.negated);
         out.push(Decision::new(event, Outcome::Quarantined, Some(why), named));
-        become_suspect(state, out);
+        state.unexplained.extend(foreign);
+        after_new_patients(state, had, out, policy);
         return;
     }
     if let Some(id) = ids.first().cloned() {
         state.add_patient(&id);
+        if state.patients.len() == 1 {
+            for l in &found.locations {
+                if !state.locations.contains(l) {
+                    state.locations.push(l.clone());
+                }
+            }
+        }
         // The thread's held messages go first: they are earlier and may be the root.
         after_new_patients(state, had, out, policy);
         out.push(file(state, event, id, ids, policy));
         return;
     }
-    match (state.patients.len(), state.suspect) {
-        (0, false) => out.push(hold(state, event, now, policy)),
+    match (state.patients.len(), state.suspect()) {
+        // No patient yet: held, even when a span is unexplained (a patient
+        // named later may explain it).
+        (0, _) => out.push(hold(state, event, now, policy)),
+        (1, false) if other_location(state, &found.locations).is_some() => {
+            // "seen SR3 ..." in the thread of the patient in SR4: perhaps
+            // another patient; from now on the thread may be about two.
+            let place = other_location(state, &found.locations).unwrap_or_default();
+            state.unexplained.push(place);
+            out.push(Decision::new(
+                event,
+                Outcome::Quarantined,
+                Some(reason::OTHER_LOCATION),
+                ids,
+            ));
+        }
         (1, false) => {
             let p = state.patients[0].clone();
             out.push(file(state, event, p, ids, policy));
@@ -309,32 +337,44 @@ fn message(
     }
 }
 
-/// Does the event hold an identifier-like span that is not one of its own
-/// identifiers nor, when it names none, its thread's single patient?
-fn foreign_spans(state: &ThreadState, found: &Found) -> bool {
-    let thread_patient = match (found.valid.is_empty(), state.patients.as_slice()) {
-        (true, [one]) if !state.suspect => Some(one),
-        _ => None,
-    };
-    !found.negated.is_empty()
-        || found.unrecognised.iter().any(|span| {
-            !found.valid.iter().chain(thread_patient).any(|id| id.value == *span)
+/// A location the message names that differs from the thread patient's known
+/// location of the same kind (bed, bay, side room, ...).
+fn other_location(state: &ThreadState, named: &[String]) -> Option<String> {
+    named
+        .iter()
+        .find(|l| {
+            let class = l.split(':').next().unwrap_or("");
+            !state.locations.contains(l)
+                && state
+                    .locations
+                    .iter()
+                    .any(|k| k.split(':').next() == Some(class))
         })
+        .map(|l| format!("location:{l}"))
 }
 
-/// The thread may be about a patient it does not name: from now on it counts
-/// one patient more. Its held messages can never be filed to one patient
-/// now, so they are quarantined `ambiguous` at once.
-fn become_suspect(state: &mut ThreadState, out: &mut Vec<Decision>) {
-    state.suspect = true;
-    for h in std::mem::take(&mut state.held) {
-        out.push(Decision::new(
-            h.event,
-            Outcome::Quarantined,
-            Some(reason::AMBIGUOUS),
-            Vec::new(),
-        ));
-    }
+/// The identifier-like spans (and mistyped numbers) of the event that none of
+/// its own identifiers explains nor, when it names none, its thread's single
+/// patient (see [`near_miss`]). A negated identifier is never explained.
+fn foreign_spans(state: &ThreadState, found: &Found) -> Vec<String> {
+    let thread_patient = match (found.valid.is_empty(), state.patients.as_slice()) {
+        (true, [one]) if !state.suspect() => Some(one),
+        _ => None,
+    };
+    let negated: Vec<&str> = found.negated.iter().map(|i| i.value.as_str()).collect();
+    found
+        .unrecognised
+        .iter()
+        .filter(|span| {
+            negated.contains(&span.as_str())
+                || !found
+                    .valid
+                    .iter()
+                    .chain(thread_patient)
+                    .any(|id| near_miss(span, &id.value))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Keep the event's content until the thread names its patient or the window passes.
@@ -359,11 +399,11 @@ fn after_new_patients(
     out: &mut Vec<Decision>,
     policy: &Policy,
 ) {
-    if had != 0 || state.held.is_empty() {
+    if had != 0 || state.patients.is_empty() || state.held.is_empty() {
         return;
     }
     let held = std::mem::take(&mut state.held);
-    if state.patients.len() == 1 && !state.suspect {
+    if state.patients.len() == 1 && !state.suspect() {
         let p = state.patients[0].clone();
         for h in held {
             match h.event.kind {
@@ -570,31 +610,42 @@ fn edit(
     let target = event.target.clone().unwrap_or_default();
     let filed_to = state.filed.get(&target).cloned();
     // An edit's spans are weighed against the patient its target is filed to.
-    let foreign = !found.negated.is_empty()
-        || found.unrecognised.iter().any(|span| {
-            !found
-                .valid
-                .iter()
-                .chain(filed_to.as_ref())
-                .any(|id| id.value == *span)
-        });
+    // An edit's spans are weighed against the patient its target is filed to.
+    let negated: Vec<&str> = found.negated.iter().map(|i| i.value.as_str()).collect();
+    let foreign: Vec<String> = found
+        .unrecognised
+        .iter()
+        .filter(|span| {
+            negated.contains(&span.as_str())
+                || !found
+                    .valid
+                    .iter()
+                    .chain(filed_to.as_ref())
+                    .any(|id| near_miss(span, &id.value))
+        })
+        .cloned()
+        .collect();
     let ids = found.valid;
     if let Some(p) = filed_to {
         if ids.iter().any(|id| *id != p) {
+            // The patient the edit names is named in the thread from now on.
+            for id in &ids {
+                state.add_patient(id);
+            }
             out.push(Decision::new(
                 event,
                 Outcome::Quarantined,
                 Some(reason::EDIT_CHANGES_PATIENT),
                 ids,
             ));
-        } else if found.invalid > 0 || foreign {
+        } else if found.invalid > 0 || !foreign.is_empty() {
             let why = if found.invalid > 0 {
                 reason::INVALID_IDENTIFIER
             } else {
                 reason::UNRECOGNISED_IDENTIFIER
             };
             out.push(Decision::new(event, Outcome::Quarantined, Some(why), ids));
-            become_suspect(state, out);
+            state.unexplained.extend(foreign);
         } else {
             out.push(file_edit(state, event, p, ids, target, policy));
         }
@@ -602,14 +653,14 @@ fn edit(
         // Held with its target; when the thread names its patient the edit
         // is filed after the message it edits. An edit that itself names a
         // patient (or holds anything identifier-like) is not filed on a guess.
-        if ids.is_empty() && found.invalid == 0 && !foreign {
+        if ids.is_empty() && found.invalid == 0 && foreign.is_empty() {
             out.push(hold(state, event, now, policy));
-        } else if let ([id], 0, false, 0, false) = (
+        } else if let ([id], 0, true, 0, false) = (
             ids.as_slice(),
             found.invalid,
-            foreign,
+            foreign.is_empty(),
             state.patients.len(),
-            state.suspect,
+            state.suspect(),
         ) {
             // The edit names the thread's first patient (late identification,
             // rule 3): the thread's held messages are filed to it, then the
@@ -629,12 +680,18 @@ fn edit(
                 ));
             }
         } else {
+            let had = state.patients.len();
+            for id in &ids {
+                state.add_patient(id);
+            }
+            state.unexplained.extend(foreign);
             out.push(Decision::new(
                 event,
                 Outcome::Quarantined,
                 Some(reason::EDIT_CHANGES_PATIENT),
                 ids,
             ));
+            after_new_patients(state, had, out, policy);
         }
     } else {
         out.push(Decision::new(

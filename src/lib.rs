@@ -17,3 +17,4 @@ pub mod review;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod wardgen;

@@ -528,3 +528,116 @@ fn tasks_edit_re_evaluates_and_redaction_cancels() {
     assert!(matches!(&d[0].write, Some(Write::Redact { .. })));
     assert_eq!(task_of(&d).1, Status::Cancelled);
 }
+
+// ------------------------------------------------ fail safe (issue 15)
+
+const C: &str = "9997654323"; // valid
+const D: &str = "9992468130"; // valid
+
+#[test]
+fn unrecognised_span_is_quarantined_and_the_thread_is_no_longer_inherited() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    t.put(ev("$2", Some("$1"), "and (999) 246-8130 in the next bay"));
+    assert_eq!(t.last("$2"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
+    t.put(ev("$3", Some("$1"), "bloods sent"));
+    assert_eq!(t.last("$3"), quarantined(reason::AMBIGUOUS));
+}
+
+#[test]
+fn span_that_is_the_threads_patient_written_oddly_is_inherited() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    t.put(ev("$2", Some("$1"), "that's (999) 765-4323, bloods sent"));
+    assert_eq!(t.last("$2"), filed(C));
+}
+
+#[test]
+fn mistyped_number_one_slip_from_the_patient_keeps_the_thread() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    t.put(ev("$2", Some("$1"), "label says 999 765 4332?"));
+    assert_eq!(t.last("$2"), quarantined(reason::INVALID_IDENTIFIER));
+    t.put(ev("$3", Some("$1"), "relabelled"));
+    assert_eq!(t.last("$3"), filed(C));
+}
+
+#[test]
+fn mistyped_number_of_someone_else_makes_the_thread_ambiguous() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    t.put(ev("$2", Some("$1"), &format!("also {BAD} in bay 2")));
+    t.put(ev("$3", Some("$1"), "bloods sent"));
+    assert_eq!(t.last("$3"), quarantined(reason::AMBIGUOUS));
+}
+
+#[test]
+fn held_messages_after_an_unexplained_typo_go_ambiguous_when_another_patient_is_named() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("majors 1 NHS {BAD}")));
+    assert_eq!(t.last("$1"), quarantined(reason::INVALID_IDENTIFIER));
+    assert_eq!(t.put(ev("$2", Some("$1"), "trop pending"))[0].outcome, Outcome::Held);
+    t.put(ev("$3", Some("$1"), &format!("it's {D}")));
+    assert_eq!(t.last("$2"), quarantined(reason::AMBIGUOUS));
+    assert_eq!(t.last("$3"), filed(D));
+}
+
+#[test]
+fn held_messages_after_a_typo_are_filed_when_the_corrected_number_comes() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, "majors 1 NHS 999 765 4332"));
+    t.put(ev("$2", Some("$1"), "trop pending"));
+    t.put(ev("$3", Some("$1"), &format!("sorry, {C}")));
+    assert_eq!(t.last("$2"), filed(C));
+}
+
+#[test]
+fn a_negated_identifier_is_quarantined_never_filed() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    let d = t.put(ev("$2", Some("$1"), &format!("not {D}, wrong sticker")));
+    assert_eq!(t.last("$2"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
+    assert_eq!(d[0].identifiers, vec![Identifier::nhs(D)]);
+}
+
+#[test]
+fn another_bed_of_the_same_kind_is_quarantined_as_other_location() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("SR4 pt {C} temp 38.9")));
+    t.put(ev("$2", Some("$1"), "SR4 chest clear"));
+    assert_eq!(t.last("$2"), filed(C));
+    t.put(ev("$3", Some("$1"), "seen SR3, line site red"));
+    assert_eq!(t.last("$3"), quarantined(reason::OTHER_LOCATION));
+    t.put(ev("$4", Some("$1"), "cannula removed"));
+    assert_eq!(t.last("$4"), quarantined(reason::AMBIGUOUS));
+}
+
+#[test]
+fn an_edit_naming_the_first_patient_of_a_held_thread_files_it() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, "bed 6 needs INR rechecked"));
+    t.put(ev("$2", Some("$1"), "on it"));
+    t.put(act("edit", "$3", "$1", "$1", &format!("bed 6 ({C}) needs INR rechecked")));
+    assert_eq!(t.last("$1"), filed(C));
+    assert_eq!(t.last("$2"), filed(C));
+    assert_eq!(t.last("$3"), filed(C));
+}
+
+#[test]
+fn an_edit_of_a_held_message_naming_two_patients_is_not_filed() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, "bed 6 needs INR rechecked"));
+    t.put(act("edit", "$2", "$1", "$1", &format!("{C} and {D} need INR")));
+    assert_eq!(t.last("$2"), quarantined(reason::EDIT_CHANGES_PATIENT));
+    assert_eq!(t.last("$1").0, Outcome::Held);
+}
+
+#[test]
+fn an_edit_with_a_mistyped_number_is_quarantined_not_filed() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    t.put(act("edit", "$2", "$1", "$1", &format!("pt {C} admitted, see also {BAD}")));
+    assert_eq!(t.last("$2"), quarantined(reason::INVALID_IDENTIFIER));
+    t.put(act("edit", "$3", "$1", "$1", "pt admitted, ref (999) 246-8130"));
+    assert_eq!(t.last("$3"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
+}

@@ -62,6 +62,9 @@ pub struct NotPatient {
     /// Applied before the identifier grammar (labelled references, list
     /// numbers), so that a reference number is never read as a patient.
     pub before: bool,
+    /// The number runs on through the digit groups that follow the match
+    /// ("ref 12 9994321536" is one reference).
+    pub extends: bool,
 }
 
 /// Identifier keywords: digits after them are identifier-like whatever they are.
@@ -106,6 +109,8 @@ struct SuspicionEntry {
     min_group: usize,
     max_gap: usize,
     #[serde(default)]
+    min_code_digits: Option<usize>,
+    #[serde(default)]
     keyword: Vec<KeywordEntry>,
 }
 
@@ -124,6 +129,9 @@ struct NotPatientEntry {
     /// `before` (set aside before the identifier grammar) or `after` (default).
     #[serde(default)]
     stage: Option<String>,
+    /// The number runs on through following digit groups (references).
+    #[serde(default)]
+    extends: bool,
 }
 
 /// Identifiers found in one event.
@@ -139,6 +147,8 @@ pub struct Found {
     /// Valid identifiers written after a negation ("not 999 246 8130"): named
     /// by the event (decision line `identifiers`) but never its patient.
     pub negated: Vec<Identifier>,
+    /// Bed-level locations named ("bed:12", "sr:3"; see [`location_key`]).
+    pub locations: Vec<String>,
 }
 
 impl std::fmt::Debug for Found {
@@ -169,6 +179,8 @@ pub struct Identify {
     pub min_digits: usize,
     pub min_group: usize,
     pub max_gap: usize,
+    /// A digit run right after a letter is identifier-like from this many digits.
+    pub min_code_digits: usize,
 }
 
 /// The identifier rules as shipped (`mappings/identifiers.toml`).
@@ -255,7 +267,7 @@ impl Identify {
                 NEVER.to_owned()
             } else {
                 format!(
-                    r"(?i)\b(?:{loc})\s*(?:no\.?\s*|number\s*|#\s*|:\s*)?(?P<n>\d{{1,3}})[a-z]?\b"
+                    r"(?i)\b(?P<w>{loc})\s*(?:no\.?\s*|number\s*|#\s*|:\s*)?(?P<n>\d{{1,3}})[a-z]?\b"
                 )
             },
         )?;
@@ -287,6 +299,7 @@ impl Identify {
                 name: e.name,
                 regex,
                 before,
+                extends: e.extends,
             });
         }
         let mut keywords = Vec::new();
@@ -315,6 +328,7 @@ impl Identify {
             min_digits: suspicion.min_digits,
             min_group: suspicion.min_group,
             max_gap: suspicion.max_gap,
+            min_code_digits: suspicion.min_code_digits.unwrap_or(suspicion.min_digits),
         })
     }
 
@@ -347,9 +361,8 @@ impl Identify {
         if matches!(ev.kind, EventKind::Message | EventKind::Edit) {
             self.find_in_text(ev.text.as_deref().unwrap_or(""), &mut found);
             for a in &ev.attachments {
-                // In a file name `_` separates words ("ECG_9434765919.pdf").
                 if let Some(name) = &a.name {
-                    self.find_in_text(&name.replace('_', " "), &mut found);
+                    self.find_in_text(&file_name_words(name), &mut found);
                 }
             }
         }
@@ -363,6 +376,36 @@ impl Identify {
         }
         scan::scan(self, text, found);
     }
+}
+
+/// A file name as words: `_` separates words and the extension goes
+/// ("ECG_9434765919.pdf" → "ECG 9434765919").
+fn file_name_words(name: &str) -> String {
+    let stem = match name.rsplit_once('.') {
+        Some((stem, ext)) if (1..=5).contains(&ext.len()) && ext.chars().all(char::is_alphanumeric) => stem,
+        _ => name,
+    };
+    stem.replace('_', " ")
+}
+
+/// The key of a bed-level location ("Side room 3" → "sr:3"), or `None` for
+/// a word that names a ward or unit rather than one patient's place.
+pub fn location_key(word: &str, number: &str) -> Option<String> {
+    let w: String = word
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
+    let class = match w.as_str() {
+        "ward" | "theatre" | "theatres" | "th" | "hdu" | "itu" | "icu" | "majors" | "minors"
+        | "room" | "rm" => return None,
+        "sr" | "sideroom" | "siderm" => "sr",
+        "cubicle" | "cube" | "cubie" | "cub" | "cubi" => "cubicle",
+        "bed" | "beds" | "bedspace" | "space" => "bed",
+        other => other,
+    };
+    let n = number.trim_start_matches('0');
+    Some(format!("{class}:{n}"))
 }
 
 fn push(v: &mut Vec<Identifier>, id: Identifier) {
@@ -451,5 +494,180 @@ pattern = '\bH\d{7}\b'
             .masked(),
             "***67"
         );
+    }
+}
+
+/// One test per written form of issue 15 and per known-not-patient pattern:
+/// A = 9997654323 is the thread's patient, B = 9992468130 another.
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+    use crate::event::parse_event;
+
+    const B: &str = "9992468130";
+
+    fn find(text: &str) -> Found {
+        let v = serde_json::json!({"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":text});
+        Identify::default().find(&parse_event(&v.to_string(), "chat").unwrap())
+    }
+
+    /// `text` names B, recognised.
+    fn names_b(text: &str) {
+        let f = find(text);
+        assert_eq!(f.valid, vec![Identifier::nhs(B)], "{text:?}: {f:?}");
+        assert!(f.unrecognised.is_empty(), "{text:?}: {f:?}");
+    }
+
+    /// `text` holds something identifier-like that is not recognised.
+    fn suspicious(text: &str) {
+        let f = find(text);
+        assert!(f.valid.is_empty(), "{text:?}: {f:?}");
+        assert!(!f.unrecognised.is_empty(), "{text:?}: no span");
+    }
+
+    /// Nothing identifier-like at all.
+    fn clean(text: &str) {
+        let f = find(text);
+        assert_eq!(
+            (f.valid.len(), f.invalid, f.unrecognised.len()),
+            (0, 0, 0),
+            "{text:?}: {f:?}"
+        );
+    }
+
+    #[test]
+    fn class1_after_hash() {
+        names_b("NHS#999 246 8130");
+        names_b("(NHS#9992468130)");
+        names_b("nhs#9992468130");
+    }
+
+    #[test]
+    fn class2_after_a_location_and_its_number() {
+        names_b("bay 3 bed 22 9992468130");
+        names_b("cubicle 11 999 246 8130");
+        names_b("SR3 999.246.8130");
+        names_b("Cub 14 999 2468130 for discharge");
+        names_b("bed 999 246 8130"); // no bed number: the number is whole
+    }
+
+    #[test]
+    fn class3_unicode_digits_spaces_and_dashes() {
+        names_b("pt ９９９ ２４６ ８１３０");
+        names_b("pt ٩٩٩٢٤٦٨١٣٠");
+        names_b("pt 999\u{200b}246\u{200b}8130");
+        names_b("pt 999\t246\t8130");
+        names_b("pt 999–246–8130");
+        names_b("pt 999\u{202f}246\u{202f}8130");
+        names_b("nhs=9992468130");
+        names_b("https://epr.example/patient/9992468130");
+        names_b("NHS 999 246\n8130");
+        names_b("999 246 8130 80M, for theatre");
+    }
+
+    #[test]
+    fn class3_other_forms_are_identifier_like() {
+        suspicious("pt 999,246,8130");
+        suspicious("(999) 246-8130");
+        suspicious("999|246|8130");
+        suspicious("| 999 | 246 | 8130 |");
+        suspicious("999 246\n\n8130");
+        suspicious("ORD9992468130");
+        suspicious("NHS 12345"); // keyword followed by digits, any check digit
+        suspicious("pt 999 246 813"); // a digit short
+        suspicious("0412345 for theatre"); // a hospital number without its H
+    }
+
+    #[test]
+    fn class3_slash_pair_and_swap_name_two_patients() {
+        let f = find("9997654323/9992468130");
+        assert_eq!(f.valid.len(), 2, "{f:?}");
+        let f = find("bed 12 9997654323 swap with 9992468130");
+        assert_eq!(f.valid.len(), 2, "{f:?}");
+    }
+
+    #[test]
+    fn class3_negated_identifier_is_never_the_patient() {
+        let f = find("not 999 246 8130, the other lady");
+        assert!(f.valid.is_empty(), "{f:?}");
+        assert_eq!(f.negated, vec![Identifier::nhs(B)]);
+        assert_eq!(f.unrecognised, vec![B.to_owned()]);
+    }
+
+    #[test]
+    fn class3_attachment_name_is_read() {
+        let v = serde_json::json!({"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z",
+            "text":"ECG attached","attachments":[{"name":"ECG_9992468130.pdf"}]});
+        let f = Identify::default().find(&parse_event(&v.to_string(), "chat").unwrap());
+        assert_eq!(f.valid, vec![Identifier::nhs(B)]);
+    }
+
+    #[test]
+    fn local_identifiers_ignore_case_and_a_space() {
+        for t in ["h0412345", "H 0412345", "pt is H0412345"] {
+            let f = find(t);
+            assert_eq!(f.valid.len(), 1, "{t:?}");
+            assert_eq!(f.valid[0].value, "H0412345");
+        }
+    }
+
+    #[test]
+    fn not_patient_phone_numbers() {
+        clean("call 07700 900123 or 020 7946 0958");
+        clean("ring +44 7700 900123");
+        clean("(01632) 960 123");
+    }
+
+    #[test]
+    fn not_patient_bleeps_and_extensions() {
+        clean("bleep 2284, ext 45678, x4455");
+    }
+
+    #[test]
+    fn not_patient_dates_and_times() {
+        clean("seen 23/11/2026 14:30, next 2026-11-24, due 3rd Dec 2026, 0800-2000");
+    }
+
+    #[test]
+    fn not_patient_doses_and_values_with_units() {
+        clean("enoxaparin 40mg, 1000 ml, 125 ml/h, sats 94%, 37.8°C, 10000 units");
+    }
+
+    #[test]
+    fn not_patient_labelled_lab_values_and_obs() {
+        clean("Na 131 K 5.9 Ur 12.3 Cr 145 CRP 210 Hb 84 INR 3.4 BP 120/80 RR 22");
+        clean("U&E 131/5.9/12.3/145");
+    }
+
+    #[test]
+    fn not_patient_labelled_references_and_list_numbers() {
+        clean("incident ref 2026114472 logged");
+        clean("ref DH-2026-44120");
+        clean("specimen 26B0451277");
+        names_b("1. 999 246 8130 for CT\n2. bed 4 for discharge");
+    }
+
+    #[test]
+    fn a_labelled_reference_that_is_a_valid_nhs_number_is_identifier_like() {
+        suspicious("order ref 9992468130 lost");
+        suspicious("log ref 12 9992468130");
+    }
+
+    #[test]
+    fn placeholders_are_not_identifier_like() {
+        clean("sticker shows NHS 0000000000");
+        clean("printed NHS 999 999 9999");
+    }
+
+    #[test]
+    fn a_reference_that_runs_on_into_a_valid_number_is_identifier_like() {
+        // Neither filed on nor cleared: "ref 999 246 8130" may be a patient.
+        suspicious("ref 999 246 8130");
+    }
+
+    #[test]
+    fn location_keys_are_bed_level() {
+        let f = find("moved from SR3 to bed 12, ward 7");
+        assert_eq!(f.locations, vec!["sr:3".to_owned(), "bed:12".to_owned()]);
     }
 }

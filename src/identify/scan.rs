@@ -17,6 +17,51 @@ fn blank(work: &mut String, range: std::ops::Range<usize>, fill: char) {
     work.replace_range(range, &s);
 }
 
+/// The end of the tight digit chain (groups joined by up to three spaces,
+/// dots or dashes) that goes on from byte `end`, or `end`.
+fn run_on(norm: &str, end: usize) -> usize {
+    let bytes = norm.as_bytes();
+    let mut out = end;
+    let mut i = end;
+    loop {
+        let mut j = i;
+        let mut seps = 0;
+        while seps < 3 && j < bytes.len() && matches!(bytes[j], b' ' | b'.' | b'-') {
+            j += 1;
+            seps += 1;
+        }
+        if j < bytes.len() && bytes[j].is_ascii_digit() && (seps > 0 || j == end) {
+            while j < bytes.len() && bytes[j].is_ascii_digit() {
+                j += 1;
+            }
+            out = j;
+            i = j;
+        } else {
+            return out;
+        }
+    }
+}
+
+/// Does `text` hold 10 digits that pass the NHS check, as the whole of its
+/// digits or as consecutive whole digit groups ("12 9994321536")?
+fn any_valid_window(text: &str) -> bool {
+    let groups: Vec<&str> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .collect();
+    let all: String = groups.concat();
+    if nhs_number::is_valid(&all) {
+        return true;
+    }
+    (0..groups.len()).any(|i| {
+        let mut w = String::new();
+        groups[i..].iter().any(|g| {
+            w.push_str(g);
+            w.len() == 10 && nhs_number::is_valid(&w)
+        })
+    })
+}
+
 /// May the digits in `r` be set aside as not a patient? Only when they do not
 /// cut a longer number: either no digit group follows them within three
 /// separators, or what follows is a whole NHS number by itself ("bed 12
@@ -116,25 +161,39 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     // 2. Location numbers ("bed 12") and numbers known not to be patients
     //    that must be set aside before the grammar (labelled references, list
     //    numbers).
-    let mut pre: Vec<std::ops::Range<usize>> = idf
-        .locations
-        .captures_iter(&norm)
-        .filter_map(|c| c.name("n").map(|m| m.range()))
-        .collect();
+    let mut pre: Vec<std::ops::Range<usize>> = Vec::new();
+    for c in idf.locations.captures_iter(&norm) {
+        let (Some(w), Some(n)) = (c.name("w"), c.name("n")) else {
+            continue;
+        };
+        if let Some(key) = super::location_key(w.as_str(), n.as_str())
+            && !found.locations.contains(&key)
+        {
+            found.locations.push(key);
+        }
+        pre.push(n.range());
+    }
     let locations = pre.len();
     for p in idf.not_patient.iter().filter(|p| p.before) {
-        pre.extend(p.regex.find_iter(&norm).map(|m| m.range()));
+        for m in p.regex.find_iter(&norm) {
+            // A labelled reference runs on through the digit groups after it.
+            pre.push(if p.extends {
+                m.start()..run_on(&norm, m.end())
+            } else {
+                m.range()
+            });
+        }
     }
     for (k, r) in pre.into_iter().enumerate() {
+        let digits: String = norm[r.clone()].chars().filter(char::is_ascii_digit).collect();
+        if k >= locations && any_valid_window(&norm[r.clone()]) {
+            // Labelled as not a patient, yet it holds a valid NHS number:
+            // neither a patient nor cleared.
+            found.unrecognised.push(digits);
+            blank(&mut work, r, 'x');
+            continue;
+        }
         if sets_apart(&norm, r.clone()) {
-            let digits: String = norm[r.clone()].chars().filter(char::is_ascii_digit).collect();
-            if k >= locations && nhs_number::is_valid(&digits) {
-                // Labelled as a reference, yet a valid NHS number: neither
-                // a patient nor cleared.
-                found.unrecognised.push(digits);
-                blank(&mut work, r, 'x');
-                continue;
-            }
             for (k, b) in norm.as_bytes()[r.clone()].iter().enumerate() {
                 if b.is_ascii_digit() {
                     cleared[r.start + k] = true;
@@ -148,6 +207,7 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     for c in nhs_number::find_candidates(&work) {
         if !c.valid {
             found.invalid += 1;
+            found.unrecognised.push(c.digits);
         } else if negated(idf, &norm, c.start) {
             found.negated.push(Identifier::nhs(c.digits.clone()));
             found.unrecognised.push(c.digits);
@@ -204,7 +264,8 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     let mut taken = vec![false; work.len()];
     let span = |digits: &[usize], found: &mut Found, taken: &mut Vec<bool>| {
         digits.iter().for_each(|&d| taken[d] = true);
-        if digits.iter().all(|&d| cleared[d]) {
+        // Cleared as not a patient, or a placeholder such as 0000000000.
+        if digits.iter().all(|&d| cleared[d]) || digits.iter().all(|&d| bytes[d] == bytes[digits[0]]) {
             return;
         }
         found
@@ -236,7 +297,11 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         if digits.iter().any(|&d| taken[d]) {
             continue;
         }
-        if digits.len() >= idf.min_digits || max_group(&digits) >= idf.min_group {
+        let code = digits[0] > 0 && work[..digits[0]].chars().next_back().is_some_and(char::is_alphabetic);
+        if digits.len() >= idf.min_digits
+            || max_group(&digits) >= idf.min_group
+            || (code && digits.len() >= idf.min_code_digits)
+        {
             span(&digits, found, &mut taken);
         }
     }

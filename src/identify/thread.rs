@@ -33,11 +33,18 @@ pub struct ThreadState {
     /// What an edit needs of the message it replaces: event id → time and links.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, FiledMeta>,
-    /// The thread held an identifier-like span (or a mistyped number) that
-    /// named no patient it knows: it may be about another patient, so it
-    /// counts one patient more than it names (fail safe).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub suspect: bool,
+    /// Identifier-like spans and mistyped numbers of the thread that name no
+    /// patient it knows (their digits): while there is one, the thread may be
+    /// about another patient and counts one patient more than it names (fail
+    /// safe). A span that a patient named later explains (the same number, or
+    /// one typo away from it) is dropped then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unexplained: Vec<String>,
+    /// Bed-level locations ("bed:12") named together with the thread's
+    /// single patient's own identifier: a message without an identifier that
+    /// names another place of the same kind may be about someone else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<String>,
     /// Events waiting for the thread to name its patient (not serialised with the state).
     #[serde(skip)]
     pub held: Vec<Held>,
@@ -77,5 +84,36 @@ impl ThreadState {
         if !self.patients.contains(id) {
             self.patients.push(id.clone());
         }
+        self.unexplained.retain(|span| !near_miss(span, &id.value));
+    }
+
+    /// May the thread be about a patient it does not name?
+    pub fn suspect(&self) -> bool {
+        !self.unexplained.is_empty()
+    }
+}
+
+/// Is `span` the identifier `value` or one typing slip from it: one digit
+/// changed, two neighbours swapped, or one digit left out or added?
+pub fn near_miss(span: &str, value: &str) -> bool {
+    let (a, b) = (span.as_bytes(), value.as_bytes());
+    if a == b {
+        return true;
+    }
+    match a.len().abs_diff(b.len()) {
+        0 => {
+            let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+            match diff.as_slice() {
+                [_] => true,
+                [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+                _ => false,
+            }
+        }
+        1 => {
+            let (short, long) = if a.len() < b.len() { (a, b) } else { (b, a) };
+            let k = (0..short.len()).find(|&i| short[i] != long[i]).unwrap_or(short.len());
+            short[k..] == long[k + 1..]
+        }
+        _ => false,
     }
 }
