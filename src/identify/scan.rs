@@ -2,11 +2,14 @@
 //! `mappings/identifiers.toml`: normalise → locations → NHS numbers → local
 //! identifiers → negation → not-patient patterns → identifier-like spans.
 //!
-//! The scan keeps a working copy of the normalised text in which recognised
-//! identifiers are blanked (`x`, a letter, so that nothing joins across them)
-//! and location numbers are blanked (`~`, punctuation), and a map of the digits
-//! that a not-patient pattern cleared. Whatever digits are left decide whether
-//! the text holds an identifier-like span.
+//! The scan keeps two working copies of the normalised text. The grammar's
+//! copy has recognised identifiers blanked (`x`, a letter, so that nothing
+//! joins across them) and numbers set aside before the grammar (locations,
+//! labelled references, list numbers) blanked (`~`, punctuation). The fail-safe
+//! copy has only the identifiers blanked, so a number set aside still joins the
+//! digits around it; a map records the digits that a not-patient pattern
+//! cleared. A run of digits is identifier-like unless every one of its digits
+//! was cleared.
 
 use super::{Found, Identifier, Identify, nhs_number, normalize, push};
 
@@ -155,6 +158,11 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     if !norm.bytes().any(|b| b.is_ascii_digit()) {
         return;
     }
+    // `grammar`: the text the identifier grammar reads, with numbers set aside
+    // (locations, references) blanked. `work`: the text the fail-safe scan
+    // reads, with only identifiers blanked, so that a number set aside still
+    // joins the digits around it ("Datix ref 526…. 999|725|8525").
+    let mut grammar = norm.clone();
     let mut work = norm.clone();
     let mut cleared = vec![false; norm.len()];
 
@@ -190,21 +198,22 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             // Labelled as not a patient, yet it holds a valid NHS number:
             // neither a patient nor cleared.
             found.unrecognised.push(digits);
-            blank(&mut work, r, 'x');
+            blank(&mut work, r.clone(), 'x');
+            blank(&mut grammar, r, 'x');
             continue;
         }
         if sets_apart(&norm, r.clone()) {
             for (k, b) in norm.as_bytes()[r.clone()].iter().enumerate() {
                 if b.is_ascii_digit() {
                     cleared[r.start + k] = true;
-                    blank(&mut work, r.start + k..r.start + k + 1, '~');
+                    blank(&mut grammar, r.start + k..r.start + k + 1, '~');
                 }
             }
         }
     }
 
     // 3. NHS numbers.
-    for c in nhs_number::find_candidates(&work) {
+    for c in nhs_number::find_candidates(&grammar) {
         if !c.valid {
             found.invalid += 1;
             found.unrecognised.push(c.digits);
@@ -215,12 +224,13 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             push(&mut found.valid, Identifier::nhs(c.digits));
         }
         blank(&mut work, c.start..c.end, 'x');
+        blank(&mut grammar, c.start..c.end, 'x');
     }
 
     // 4. Local identifiers (hospital numbers...), 5. negation.
     for p in &idf.local {
         let mut hits = Vec::new();
-        for caps in p.regex.captures_iter(&work) {
+        for caps in p.regex.captures_iter(&grammar) {
             let whole = caps.get(0).map(|m| m.range());
             let value = caps.get(1).or_else(|| caps.get(0));
             if let (Some(whole), Some(value)) = (whole, value) {
@@ -248,7 +258,8 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
                     },
                 );
             }
-            blank(&mut work, whole, 'x');
+            blank(&mut work, whole.clone(), 'x');
+            blank(&mut grammar, whole, 'x');
         }
     }
 
