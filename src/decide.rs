@@ -694,12 +694,21 @@ fn edit(
             after_new_patients(state, had, out, policy);
         }
     } else {
+        // Not applied (its target was quarantined or is unknown), but what it
+        // names still counts in the thread: a later message must not inherit
+        // one patient while an edit named another.
+        let had = state.patients.len();
+        for id in &ids {
+            state.add_patient(id);
+        }
+        state.unexplained.extend(foreign);
         out.push(Decision::new(
             event,
             Outcome::Ignored,
             Some(reason::TARGET_NOT_FILED),
             ids,
         ));
+        after_new_patients(state, had, out, policy);
     }
 }
 

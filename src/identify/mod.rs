@@ -62,8 +62,8 @@ pub struct NotPatient {
     /// Applied before the identifier grammar (labelled references, list
     /// numbers), so that a reference number is never read as a patient.
     pub before: bool,
-    /// The number runs on through the digit groups that follow the match
-    /// ("ref 12 9994321536" is one reference).
+    /// The number may run on into the digit groups that follow the match
+    /// ("ref 12 9994321536"): then nothing is set aside.
     pub extends: bool,
 }
 
@@ -129,7 +129,7 @@ struct NotPatientEntry {
     /// `before` (set aside before the identifier grammar) or `after` (default).
     #[serde(default)]
     stage: Option<String>,
-    /// The number runs on through following digit groups (references).
+    /// The number may run on into following digit groups (references).
     #[serde(default)]
     extends: bool,
 }
@@ -651,6 +651,24 @@ mod class_tests {
     fn a_labelled_reference_that_is_a_valid_nhs_number_is_identifier_like() {
         suspicious("order ref 9992468130 lost");
         suspicious("log ref 12 9992468130");
+    }
+
+    #[test]
+    fn pieces_of_a_longer_number_are_not_cleared_one_by_one() {
+        // A date, a blood pressure and a date, glued by slashes: one number.
+        suspicious("9/9/979/74/18/2?");
+        // A reference set aside does not swallow what follows it.
+        suspicious("Datix ref 7740371666 - 999 .212 .637");
+        suspicious("Datix ref 5266698264. 999|246|8130");
+        // But a date and a time side by side are cleared.
+        clean("23/11/26 14:30");
+    }
+
+    #[test]
+    fn codes_after_a_letter_are_identifier_like_from_six_digits() {
+        suspicious("H391 9058 for theatre");
+        suspicious("H112-60-4-1");
+        clean("NEWS2 7, HbA1c 48");
     }
 
     #[test]

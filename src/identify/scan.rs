@@ -20,6 +20,15 @@ fn blank(work: &mut String, range: std::ops::Range<usize>, fill: char) {
     work.replace_range(range, &s);
 }
 
+/// Is `r` joined to more digits by `/`, `.`, `-` or `:` right at either end?
+fn glued_to_digits(work: &str, r: std::ops::Range<usize>) -> bool {
+    let b = work.as_bytes();
+    let joiner = |c: u8| matches!(c, b'/' | b'.' | b'-' | b':');
+    let before = r.start >= 2 && joiner(b[r.start - 1]) && b[r.start - 2].is_ascii_digit();
+    let after = r.end + 1 < b.len() && joiner(b[r.end]) && b[r.end + 1].is_ascii_digit();
+    before || after
+}
+
 /// The end of the tight digit chain (groups joined by up to three spaces,
 /// dots or dashes) that goes on from byte `end`, or `end`.
 fn run_on(norm: &str, end: usize) -> usize {
@@ -33,7 +42,7 @@ fn run_on(norm: &str, end: usize) -> usize {
             j += 1;
             seps += 1;
         }
-        if j < bytes.len() && bytes[j].is_ascii_digit() && (seps > 0 || j == end) {
+        if j < bytes.len() && bytes[j].is_ascii_digit() && seps > 0 {
             while j < bytes.len() && bytes[j].is_ascii_digit() {
                 j += 1;
             }
@@ -184,12 +193,23 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     let locations = pre.len();
     for p in idf.not_patient.iter().filter(|p| p.before) {
         for m in p.regex.find_iter(&norm) {
-            // A labelled reference runs on through the digit groups after it.
-            pre.push(if p.extends {
-                m.start()..run_on(&norm, m.end())
-            } else {
-                m.range()
-            });
+            // A labelled reference may run on into the digit groups after
+            // it ("ref 12 9994321536"): then nothing is set aside, and the
+            // whole run is left to the grammar and the fail-safe scan.
+            let end = run_on(&norm, m.end());
+            if p.extends && end > m.end() {
+                if any_valid_window(&norm[m.start()..end]) {
+                    // Labelled as a reference, yet it holds a valid NHS
+                    // number: neither a patient nor cleared.
+                    found
+                        .unrecognised
+                        .push(norm[m.start()..end].chars().filter(char::is_ascii_digit).collect());
+                    blank(&mut work, m.start()..end, 'x');
+                    blank(&mut grammar, m.start()..end, 'x');
+                }
+                continue;
+            }
+            pre.push(m.range());
         }
     }
     for (k, r) in pre.into_iter().enumerate() {
@@ -266,7 +286,11 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     // 6. Numbers known not to be patients clear their digits.
     for p in idf.not_patient.iter().filter(|p| !p.before) {
         for m in p.regex.find_iter(&work) {
-            cleared[m.range()].iter_mut().for_each(|c| *c = true);
+            // A match that is one piece of a longer number ("9/9/979/74/18/2"
+            // read as a date, a blood pressure and a date) clears nothing.
+            if !glued_to_digits(&work, m.range()) {
+                cleared[m.range()].iter_mut().for_each(|c| *c = true);
+            }
         }
     }
 
