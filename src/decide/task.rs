@@ -68,6 +68,14 @@ struct RequestLists {
     modals: Vec<String>,
     #[serde(default)]
     modal_window: usize,
+    /// A question (clause ending in `?`) that starts with one of these asks
+    /// for something ("could we sit him out?", "is the TVN around?").
+    #[serde(default)]
+    questions: Vec<String>,
+    /// Words that, right after an imperative verb, show a plan or an
+    /// instruction rather than a result ("repeat in 30 min", not "repeat K 5.2").
+    #[serde(default)]
+    function_words: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -75,6 +83,9 @@ struct RequestLists {
 struct Phrases {
     #[serde(default)]
     phrases: Vec<String>,
+    /// Past participles that report an action done ("repeat K+ sent").
+    #[serde(default)]
+    status: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -86,6 +97,11 @@ struct PriorityLists {
     asap: Vec<String>,
     #[serde(default)]
     urgent: Vec<String>,
+    /// "before"/"by" followed by a time or an event makes a request urgent.
+    #[serde(default)]
+    deadline: Vec<String>,
+    #[serde(default)]
+    not_opening: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -127,7 +143,12 @@ pub struct TaskRules {
     skip: HashSet<String>,
     modals: HashSet<String>,
     modal_window: usize,
+    questions: Vec<Phrase>,
+    function_words: HashSet<String>,
     not_request: Vec<Phrase>,
+    status: HashSet<String>,
+    deadline: HashSet<String>,
+    not_opening: HashSet<String>,
     stat: Vec<Phrase>,
     asap: Vec<Phrase>,
     urgent: Vec<Phrase>,
@@ -173,12 +194,30 @@ fn any(hay: &[String], ps: &[Phrase]) -> bool {
     ps.iter().any(|p| contains(hay, p))
 }
 
-/// Clauses: split at sentence punctuation, commas and a spaced dash.
-fn clauses(text: &str) -> Vec<&str> {
-    text.split(['.', '!', '?', ';', ',', '\n', ':'])
-        .flat_map(|c| c.split(" - "))
-        .filter(|c| !c.trim().is_empty())
-        .collect()
+/// Clauses: split at sentence punctuation, commas and a spaced dash; each
+/// with whether it ends a question (`?`).
+fn clauses(text: &str) -> Vec<(&str, bool)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest
+            .find(['.', '!', '?', ';', ',', '\n', ':'])
+            .unwrap_or(rest.len());
+        let question = rest[end..].starts_with('?');
+        for c in rest[..end].split(" - ") {
+            if !c.trim().is_empty() {
+                out.push((c, question));
+            }
+        }
+        rest = rest.get(end + 1..).unwrap_or("");
+    }
+    out
+}
+
+/// A number as a result is written: "5.2", "131", "<0.5".
+fn is_number(t: &str) -> bool {
+    let t = t.trim_start_matches(['<', '>', '~']);
+    !t.is_empty() && t.chars().any(|c| c.is_ascii_digit()) && t.parse::<f64>().is_ok()
 }
 
 impl TaskRules {
@@ -195,7 +234,12 @@ impl TaskRules {
             skip: set(&f.request.skip),
             modals: set(&f.request.modals),
             modal_window: f.request.modal_window,
+            questions: phrases(&f.request.questions),
+            function_words: set(&f.request.function_words),
             not_request: phrases(&f.not_request.phrases),
+            status: set(&f.not_request.status),
+            deadline: set(&f.priority.deadline),
+            not_opening: set(&f.priority.not_opening),
             stat: phrases(&f.priority.stat),
             asap: phrases(&f.priority.asap),
             urgent: phrases(&f.priority.urgent),
@@ -220,7 +264,7 @@ impl TaskRules {
     }
 
     /// Is one clause a request?
-    fn clause_is_request(&self, clause: &str) -> bool {
+    fn clause_is_request(&self, clause: &str, question: bool) -> bool {
         let w = words(clause);
         if w.is_empty() || any(&w, &self.not_request) {
             return false;
@@ -236,33 +280,76 @@ impl TaskRules {
             .flat_map(words)
             .skip_while(|t| self.skip.contains(t))
             .collect();
+        if question && self.questions.iter().any(|q| rest.starts_with(q)) {
+            return true;
+        }
+        // An action reported done ("repeat K+ sent", "CXR requested").
+        let done = w.iter().any(|t| self.status.contains(t));
         match rest.first() {
-            Some(f) if self.imperatives.contains(f) => true,
-            Some(f) if self.modals.contains(f) => rest
+            Some(f) if self.imperatives.contains(f) => !done && !self.is_result(&rest),
+            Some(f) if self.modals.contains(f) => {
+                !done
+                    && rest
+                        .iter()
+                        .skip(1)
+                        .take(self.modal_window)
+                        .any(|w| self.imperatives.contains(w))
+            }
+            _ => false,
+        }
+    }
+
+    /// "repeat K 5.2", "repeat gas pH 7.36": an imperative verb, one or two
+    /// words naming a test, then a number — a result, not a request.
+    fn is_result(&self, rest: &[String]) -> bool {
+        let tail = &rest[1..];
+        match tail.iter().position(|t| is_number(t)) {
+            Some(k @ 1..=2) => tail[..k]
                 .iter()
-                .skip(1)
-                .take(self.modal_window)
-                .any(|w| self.imperatives.contains(w)),
+                .all(|t| !self.function_words.contains(t) && !self.imperatives.contains(t)),
             _ => false,
         }
     }
 
     /// `Some(priority)` when the message is a request.
     pub fn request(&self, text: &str) -> Option<Priority> {
-        if !clauses(text).into_iter().any(|c| self.clause_is_request(c)) {
+        if !clauses(text)
+            .into_iter()
+            .any(|(c, q)| self.clause_is_request(c, q))
+        {
             return None;
         }
         Some(self.priority(text))
     }
 
-    /// Priority of a request: stat, then asap, then urgent, else routine.
+    /// Priority of a request: stat, then asap, then urgent (a listed word, or
+    /// a deadline: "before 10", "by 1pm", "before the ward round"), else
+    /// routine. A `not_opening` stat word that opens its clause ("Now on a
+    /// soft diet") is not a call for now.
     pub fn priority(&self, text: &str) -> Priority {
         let w = words(text);
-        if any(&w, &self.stat) {
+        let stat = clauses(text).into_iter().any(|(c, _)| {
+            let cw = words(c);
+            self.stat.iter().any(|p| {
+                cw.windows(p.len()).enumerate().any(|(i, x)| {
+                    x == p.as_slice()
+                        && !(i == 0 && cw.len() > 1 && p.len() == 1 && self.not_opening.contains(&p[0]))
+                })
+            })
+        });
+        let deadline = w.windows(2).any(|x| {
+            self.deadline.contains(&x[0])
+                && (x[1].starts_with(|c: char| c.is_ascii_digit())
+                    || matches!(
+                        x[1].as_str(),
+                        "noon" | "midday" | "lunch" | "lunchtime" | "tonight" | "the" | "end"
+                    ))
+        });
+        if stat {
             Priority::Stat
         } else if any(&w, &self.asap) {
             Priority::Asap
-        } else if any(&w, &self.urgent) {
+        } else if deadline || any(&w, &self.urgent) {
             Priority::Urgent
         } else {
             Priority::Routine
