@@ -19,7 +19,10 @@ use recordbridge::decide::Policy;
 use recordbridge::identify::Identify;
 use recordbridge::wardgen::{Tally, Violation, run_one};
 
-const SHOW: usize = 5;
+/// How many violations to print (`RECORDBRIDGE_GEN_SHOW`).
+fn show() -> usize {
+    std::env::var("RECORDBRIDGE_GEN_SHOW").ok().and_then(|v| v.parse().ok()).unwrap_or(5)
+}
 
 fn parse_u64(s: &str) -> Option<u64> {
     let s = s.trim().replace('_', "");
@@ -72,7 +75,7 @@ fn main() {
                         let (t, steps, v) = run_one(idf, policy, seed, i, |_| {});
                         tally.add(&t, &steps, &v);
                         for x in v {
-                            if first.len() < SHOW {
+                            if first.len() < show() {
                                 first.push(x);
                             }
                         }
@@ -96,7 +99,7 @@ fn main() {
         first.extend(v);
     }
     first.sort_by_key(|v| (v.thread_index, v.event_index));
-    first.truncate(SHOW);
+    first.truncate(show());
 
     print!("{}", tally.report());
     println!(

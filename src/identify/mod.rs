@@ -382,7 +382,13 @@ impl Identify {
 /// ("ECG_9434765919.pdf" → "ECG 9434765919").
 fn file_name_words(name: &str) -> String {
     let stem = match name.rsplit_once('.') {
-        Some((stem, ext)) if (1..=5).contains(&ext.len()) && ext.chars().all(char::is_alphanumeric) => stem,
+        Some((stem, ext))
+            if (1..=5).contains(&ext.len())
+                && ext.chars().all(char::is_alphanumeric)
+                && ext.chars().any(char::is_alphabetic) =>
+        {
+            stem
+        }
         _ => name,
     };
     stem.replace('_', " ")
@@ -579,6 +585,25 @@ mod class_tests {
     }
 
     #[test]
+    fn a_phone_pattern_never_takes_the_tail_of_a_time() {
+        suspicious("at 05:08 366 645 742");
+        clean("ring 07700 900123 at 05:08");
+    }
+
+    #[test]
+    fn a_value_pattern_never_clears_an_identifier_sized_group() {
+        suspicious("487561-3245\nHR 141");
+    }
+
+    #[test]
+    fn an_attachment_name_without_an_extension_is_read_whole() {
+        let v = serde_json::json!({"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z",
+            "text":"","attachments":[{"name":"999.246.8130"}]});
+        let f = Identify::default().find(&parse_event(&v.to_string(), "chat").unwrap());
+        assert_eq!(f.valid, vec![Identifier::nhs(B)]);
+    }
+
+    #[test]
     fn class3_slash_pair_and_swap_name_two_patients() {
         let f = find("9997654323/9992468130");
         assert_eq!(f.valid.len(), 2, "{f:?}");
@@ -614,8 +639,10 @@ mod class_tests {
     #[test]
     fn not_patient_phone_numbers() {
         clean("call 07700 900123 or 020 7946 0958");
-        clean("ring +44 7700 900123");
-        clean("(01632) 960 123");
+        clean("ring +44 7700 900123, +44 (0)113 496 0417, 0113 496 0340");
+        clean("(01632) 960 123, 07700 900 552, 01632960123");
+        // Eleven digits starting 0 but not grouped as a phone number.
+        suspicious("sorry 076 327 858 56 m");
     }
 
     #[test]

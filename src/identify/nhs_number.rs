@@ -30,10 +30,11 @@
 //!   a digit and `:` or `/` (`01:30`, `26/11`), and one right before a letter
 //!   (`80M`, `12mg`) or before `:`/`/` and a digit. So `bed 12 80M`,
 //!   `SR3 957.975.4322` and `999 280 5188 80M` keep the number whole.
-//! * A chain is a candidate only if it has exactly 10 digits in one group or
-//!   in two or three groups of at least three digits each: `9434765919`,
-//!   `943 476 5919`, `943-476-5919`, `943. 476. 5919`, `943 4765919`,
-//!   `9434 765 919`, `94347 65919`. Because chains are maximal, a number is
+//! * A chain is a candidate only if its group sizes are one of the ways
+//!   people write the number: `[10]` (`9434765919`), `[3, 3, 4]`
+//!   (`943 476 5919`, `943-476-5919`, `943. 476. 5919`), `[3, 7]`
+//!   (`943 4765919`) or `[4, 3, 3]` (`9434 765 919`). Other splits (`[7, 3]`,
+//!   `[5, 5]`) are left to the fail-safe scan. Because chains are maximal, a number is
 //!   never found inside a longer digit sequence: `94347659190`,
 //!   `12 9434765919`, `9434765919 12`, `9434765919-2`, `020 7946 0958 9`,
 //!   `07700 900123` and `+44 7700900123` give nothing here (identification
@@ -167,6 +168,17 @@ fn side_is_glued(chars: impl Iterator<Item = char> + Clone, left: bool) -> bool 
     match it.next() {
         None => false,
         Some(c) if is_glue(c) => glued_at(c, &|| keyword_before(chars.clone())),
+        // Other punctuation right against more digits ("916'0385", "12:943…")
+        // means the number goes on in a way this grammar does not read; `/`
+        // separates two numbers ("A/B").
+        Some(c)
+            if !c.is_whitespace()
+                && !is_attached_separator(c)
+                && c != '/'
+                && it.clone().next().is_some_and(|d| d.is_ascii_digit()) =>
+        {
+            true
+        }
         Some(c) if is_attached_separator(c) => {
             let mut skip = 1;
             for c in it {
@@ -258,12 +270,11 @@ pub fn find_candidates(text: &str) -> Vec<NhsCandidate> {
         };
         i = chain_end;
 
-        let shape_ok = match (groups, sizes) {
-            (1, [10, _, _]) => true,
-            (2, [a, b, _]) => a >= 3 && b >= 3 && a + b == 10,
-            (3, [a, b, c]) => a >= 3 && b >= 3 && c >= 3 && a + b + c == 10,
-            _ => false,
-        };
+        // The ways people group the ten digits: 10, 3-3-4, 3-7 and 4-3-3.
+        let shape_ok = matches!(
+            (groups, sizes),
+            (1, [10, _, _]) | (2, [3, 7, _]) | (3, [3, 3, 4]) | (3, [4, 3, 3])
+        );
         if !shape_ok {
             continue;
         }
@@ -580,6 +591,14 @@ mod tests {
     }
 
     #[test]
+    fn punctuation_against_more_digits_glues() {
+        assert_none("9434765919'0385");
+        assert_none("12:9434765919");
+        assert_none("9434765919,9876543210");
+        assert_found("NHS:9434765919", "9434765919");
+    }
+
+    #[test]
     fn finds_both_numbers_of_a_slash_pair_and_in_url_path() {
         let found = find_candidates("9434765919/9876543210");
         let d: Vec<_> = found.iter().map(|c| c.digits.as_str()).collect();
@@ -654,7 +673,7 @@ mod tests {
     fn up_to_three_separators_join_groups() {
         assert_found("943   476 5919", "943   476 5919");
         assert_found("943 - 476 - 5919", "943 - 476 - 5919");
-        assert_found("(943 - 4765 - 919) x", "943 - 4765 - 919");
+        assert_found("(943 - 476 - 5919) x", "943 - 476 - 5919");
     }
 
     #[test]
@@ -665,11 +684,13 @@ mod tests {
     }
 
     #[test]
-    fn other_groupings_of_ten_digits_are_found() {
+    fn the_four_three_three_grouping_is_found_other_splits_are_not() {
         assert_found("NHS No: 9434 765 919", "9434 765 919");
-        assert_found("943 4765 919", "943 4765 919");
-        assert_found("94347 65919", "94347 65919");
-        assert_found("9434765 919", "9434765 919");
+        // A 7-digit code next to three digits is not an NHS number here
+        // (identification leaves it identifier-like).
+        assert_none("9434765 919");
+        assert_none("94347 65919");
+        assert_none("943 4765 919");
     }
 
     #[test]

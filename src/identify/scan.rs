@@ -178,7 +178,8 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     // 2. Location numbers ("bed 12") and numbers known not to be patients
     //    that must be set aside before the grammar (labelled references, list
     //    numbers).
-    let mut pre: Vec<std::ops::Range<usize>> = Vec::new();
+    // (range, whether a valid NHS number in it keeps it identifier-like)
+    let mut pre: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
     for c in idf.locations.captures_iter(&norm) {
         let (Some(w), Some(n)) = (c.name("w"), c.name("n")) else {
             continue;
@@ -188,11 +189,15 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         {
             found.locations.push(key);
         }
-        pre.push(n.range());
+        pre.push((n.range(), false));
     }
-    let locations = pre.len();
     for p in idf.not_patient.iter().filter(|p| p.before) {
         for m in p.regex.find_iter(&norm) {
+            // Never a piece of another number ("05:08 366 645 742" holds no
+            // phone number "08 366 645 742").
+            if glued_to_digits(&norm, m.range()) {
+                continue;
+            }
             // A labelled reference may run on into the digit groups after
             // it ("ref 12 9994321536"): then nothing is set aside, and the
             // whole run is left to the grammar and the fail-safe scan.
@@ -209,12 +214,12 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
                 }
                 continue;
             }
-            pre.push(m.range());
+            pre.push((m.range(), p.extends));
         }
     }
-    for (k, r) in pre.into_iter().enumerate() {
+    for (r, labelled) in pre {
         let digits: String = norm[r.clone()].chars().filter(char::is_ascii_digit).collect();
-        if k >= locations && any_valid_window(&norm[r.clone()]) {
+        if labelled && any_valid_window(&norm[r.clone()]) {
             // Labelled as not a patient, yet it holds a valid NHS number:
             // neither a patient nor cleared.
             found.unrecognised.push(digits);
@@ -288,7 +293,12 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         for m in p.regex.find_iter(&work) {
             // A match that is one piece of a longer number ("9/9/979/74/18/2"
             // read as a date, a blood pressure and a date) clears nothing.
-            if !glued_to_digits(&work, m.range()) {
+            // Nor does a match that holds an identifier-sized group of six
+            // digits or more ("487561-3245 hr" is no dose range).
+            let long_group = work[m.range()]
+                .split(|c: char| !c.is_ascii_digit())
+                .any(|g| g.len() >= 6);
+            if !glued_to_digits(&work, m.range()) && !long_group {
                 cleared[m.range()].iter_mut().for_each(|c| *c = true);
             }
         }
