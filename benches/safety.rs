@@ -21,7 +21,10 @@ use recordbridge::wardgen::{Tally, Violation, run_one};
 
 /// How many violations to print (`RECORDBRIDGE_GEN_SHOW`).
 fn show() -> usize {
-    std::env::var("RECORDBRIDGE_GEN_SHOW").ok().and_then(|v| v.parse().ok()).unwrap_or(5)
+    std::env::var("RECORDBRIDGE_GEN_SHOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
 }
 
 fn parse_u64(s: &str) -> Option<u64> {

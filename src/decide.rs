@@ -261,7 +261,14 @@ fn message(
     out: &mut Vec<Decision>,
 ) {
     let had = state.patients.len();
-    let foreign = foreign_spans(state, &found);
+    // Without its own identifier, a message is weighed against its thread's
+    // single patient.
+    let context = match state.patients.as_slice() {
+        [one] if found.valid.is_empty() && !state.suspect() => Some(one),
+        _ => None,
+    };
+    let foreign = foreign_spans(&found, context);
+    let why = flagged(&found);
     let ids = found.valid;
     if ids.len() >= 2 {
         for id in &ids {
@@ -277,11 +284,6 @@ fn message(
         return;
     }
     if found.invalid > 0 || !foreign.is_empty() {
-        let why = if found.invalid > 0 {
-            reason::INVALID_IDENTIFIER
-        } else {
-            reason::UNRECOGNISED_IDENTIFIER
-        };
         // Its own patient still counts in the thread: a later message must
         // not inherit another patient as if this one had not been named.
         for id in &ids {
@@ -353,14 +355,10 @@ fn other_location(state: &ThreadState, named: &[String]) -> Option<String> {
         .map(|l| format!("location:{l}"))
 }
 
-/// The identifier-like spans (and mistyped numbers) of the event that none of
-/// its own identifiers explains nor, when it names none, its thread's single
-/// patient (see [`near_miss`]). A negated identifier is never explained.
-fn foreign_spans(state: &ThreadState, found: &Found) -> Vec<String> {
-    let thread_patient = match (found.valid.is_empty(), state.patients.as_slice()) {
-        (true, [one]) if !state.suspect() => Some(one),
-        _ => None,
-    };
+/// The identifier-like spans (and mistyped numbers) of the event that neither
+/// its own identifiers nor `context` explain (see [`near_miss`]). A negated
+/// identifier is never explained.
+fn foreign_spans(found: &Found, context: Option<&Identifier>) -> Vec<String> {
     let negated: Vec<&str> = found.negated.iter().map(|i| i.value.as_str()).collect();
     found
         .unrecognised
@@ -370,11 +368,21 @@ fn foreign_spans(state: &ThreadState, found: &Found) -> Vec<String> {
                 || !found
                     .valid
                     .iter()
-                    .chain(thread_patient)
+                    .chain(context)
                     .any(|id| near_miss(span, &id.value))
         })
         .cloned()
         .collect()
+}
+
+/// The reason a message or edit with a mistyped number or a foreign span is
+/// quarantined: rule 6 first.
+fn flagged(found: &Found) -> &'static str {
+    if found.invalid > 0 {
+        reason::INVALID_IDENTIFIER
+    } else {
+        reason::UNRECOGNISED_IDENTIFIER
+    }
 }
 
 /// Keep the event's content until the thread names its patient or the window passes.
@@ -610,21 +618,8 @@ fn edit(
     let target = event.target.clone().unwrap_or_default();
     let filed_to = state.filed.get(&target).cloned();
     // An edit's spans are weighed against the patient its target is filed to.
-    // An edit's spans are weighed against the patient its target is filed to.
-    let negated: Vec<&str> = found.negated.iter().map(|i| i.value.as_str()).collect();
-    let foreign: Vec<String> = found
-        .unrecognised
-        .iter()
-        .filter(|span| {
-            negated.contains(&span.as_str())
-                || !found
-                    .valid
-                    .iter()
-                    .chain(filed_to.as_ref())
-                    .any(|id| near_miss(span, &id.value))
-        })
-        .cloned()
-        .collect();
+    let foreign = foreign_spans(&found, filed_to.as_ref());
+    let why = flagged(&found);
     let ids = found.valid;
     if let Some(p) = filed_to {
         if ids.iter().any(|id| *id != p) {
@@ -639,11 +634,6 @@ fn edit(
                 ids,
             ));
         } else if found.invalid > 0 || !foreign.is_empty() {
-            let why = if found.invalid > 0 {
-                reason::INVALID_IDENTIFIER
-            } else {
-                reason::UNRECOGNISED_IDENTIFIER
-            };
             out.push(Decision::new(event, Outcome::Quarantined, Some(why), ids));
             state.unexplained.extend(foreign);
         } else {

@@ -1191,8 +1191,8 @@ pub fn gen_thread(seed: u64, index: u64) -> GenThread {
             (parts, msgs[k].sender)
         } else {
             let mut who: Vec<usize> = (0..named).filter(|&k| intro[k] == m).collect();
-            for k in 0..named {
-                if intro[k] < m && g.chance(0.1) {
+            for (k, &first) in intro.iter().enumerate().take(named) {
+                if first < m && g.chance(0.1) {
                     who.push(k);
                 }
             }

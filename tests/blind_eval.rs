@@ -149,7 +149,8 @@ fn evaluate(file: &str) -> Figures {
         }
         for x in want.difference(&found) {
             f.det_fn += 1;
-            f.notes.push(format!("{id}: missed identifier {x}: {msg:?}"));
+            f.notes
+                .push(format!("{id}: missed identifier {x}: {msg:?}"));
         }
 
         // Filing.
@@ -192,8 +193,9 @@ fn evaluate(file: &str) -> Figures {
                 let p = got.unwrap_or("").to_owned();
                 if about.len() == 1 && about.contains(&p) {
                     f.filed_unexpected += 1;
-                    f.notes
-                        .push(format!("{id}: filed to its own patient, labelled {expect}: {msg:?}"));
+                    f.notes.push(format!(
+                        "{id}: filed to its own patient, labelled {expect}: {msg:?}"
+                    ));
                 } else {
                     f.misfiled += 1;
                     f.notes.push(format!(
@@ -245,8 +247,14 @@ fn check(file: &str) {
     let det_recall = Figures::ratio(f.det_tp, f.det_tp + f.det_fn);
     let det_precision = Figures::ratio(f.det_tp, f.det_tp + f.det_fp);
     let filing = Figures::ratio(f.filed_right, f.should_file);
-    assert!(det_recall >= 0.90, "{file}: detection recall {det_recall:.3}");
-    assert!(det_precision >= 0.95, "{file}: detection precision {det_precision:.3}");
+    assert!(
+        det_recall >= 0.90,
+        "{file}: detection recall {det_recall:.3}"
+    );
+    assert!(
+        det_precision >= 0.95,
+        "{file}: detection precision {det_precision:.3}"
+    );
     assert!(filing >= 0.85, "{file}: filing recall {filing:.3}");
 }
 

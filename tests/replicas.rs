@@ -21,8 +21,7 @@ fn consumed(log: &std::path::Path) -> Option<Vec<u64>> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["message"] == "partitions consumed")
-        .last()
+        .rfind(|v| v["message"] == "partitions consumed")
         .map(|v| {
             // tracing's `?` formatting of a Vec<u16>: "[0, 3, 5]"
             let s = v["partitions"]

@@ -195,8 +195,8 @@ impl Cond {
     fn holds(&self, v: &Value) -> bool {
         let vals = self.path.eval(v);
         match &self.test {
-            Test::Equals(x) => vals.iter().any(|v| *v == x),
-            Test::NotEquals(x) => !vals.iter().any(|v| *v == x),
+            Test::Equals(x) => vals.contains(&x),
+            Test::NotEquals(x) => !vals.contains(&x),
             Test::In(xs) => vals.iter().any(|v| xs.contains(v)),
             Test::Exists(b) => vals.is_empty() != *b,
         }

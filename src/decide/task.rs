@@ -333,7 +333,10 @@ impl TaskRules {
             self.stat.iter().any(|p| {
                 cw.windows(p.len()).enumerate().any(|(i, x)| {
                     x == p.as_slice()
-                        && !(i == 0 && cw.len() > 1 && p.len() == 1 && self.not_opening.contains(&p[0]))
+                        && !(i == 0
+                            && cw.len() > 1
+                            && p.len() == 1
+                            && self.not_opening.contains(&p[0]))
                 })
             })
         });

@@ -576,7 +576,10 @@ fn held_messages_after_an_unexplained_typo_go_ambiguous_when_another_patient_is_
     let mut t = Thread::new();
     t.put(ev("$1", None, &format!("majors 1 NHS {BAD}")));
     assert_eq!(t.last("$1"), quarantined(reason::INVALID_IDENTIFIER));
-    assert_eq!(t.put(ev("$2", Some("$1"), "trop pending"))[0].outcome, Outcome::Held);
+    assert_eq!(
+        t.put(ev("$2", Some("$1"), "trop pending"))[0].outcome,
+        Outcome::Held
+    );
     t.put(ev("$3", Some("$1"), &format!("it's {D}")));
     assert_eq!(t.last("$2"), quarantined(reason::AMBIGUOUS));
     assert_eq!(t.last("$3"), filed(D));
@@ -617,7 +620,13 @@ fn an_edit_naming_the_first_patient_of_a_held_thread_files_it() {
     let mut t = Thread::new();
     t.put(ev("$1", None, "bed 6 needs INR rechecked"));
     t.put(ev("$2", Some("$1"), "on it"));
-    t.put(act("edit", "$3", "$1", "$1", &format!("bed 6 ({C}) needs INR rechecked")));
+    t.put(act(
+        "edit",
+        "$3",
+        "$1",
+        "$1",
+        &format!("bed 6 ({C}) needs INR rechecked"),
+    ));
     assert_eq!(t.last("$1"), filed(C));
     assert_eq!(t.last("$2"), filed(C));
     assert_eq!(t.last("$3"), filed(C));
@@ -627,7 +636,13 @@ fn an_edit_naming_the_first_patient_of_a_held_thread_files_it() {
 fn an_edit_of_a_held_message_naming_two_patients_is_not_filed() {
     let mut t = Thread::new();
     t.put(ev("$1", None, "bed 6 needs INR rechecked"));
-    t.put(act("edit", "$2", "$1", "$1", &format!("{C} and {D} need INR")));
+    t.put(act(
+        "edit",
+        "$2",
+        "$1",
+        "$1",
+        &format!("{C} and {D} need INR"),
+    ));
     assert_eq!(t.last("$2"), quarantined(reason::EDIT_CHANGES_PATIENT));
     // The thread now names two patients: its held message is never guessed.
     assert_eq!(t.last("$1"), quarantined(reason::AMBIGUOUS));
@@ -637,8 +652,20 @@ fn an_edit_of_a_held_message_naming_two_patients_is_not_filed() {
 fn an_edit_with_a_mistyped_number_is_quarantined_not_filed() {
     let mut t = Thread::new();
     t.put(ev("$1", None, &format!("pt {C} admitted")));
-    t.put(act("edit", "$2", "$1", "$1", &format!("pt {C} admitted, see also {BAD}")));
+    t.put(act(
+        "edit",
+        "$2",
+        "$1",
+        "$1",
+        &format!("pt {C} admitted, see also {BAD}"),
+    ));
     assert_eq!(t.last("$2"), quarantined(reason::INVALID_IDENTIFIER));
-    t.put(act("edit", "$3", "$1", "$1", "pt admitted, ref (999) 246-8130"));
+    t.put(act(
+        "edit",
+        "$3",
+        "$1",
+        "$1",
+        "pt admitted, ref (999) 246-8130",
+    ));
     assert_eq!(t.last("$3"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
 }

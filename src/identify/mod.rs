@@ -5,8 +5,8 @@
 //! The order in which the rules apply is documented in
 //! `mappings/identifiers.toml`; the scan itself is in [`scan`].
 
-pub mod normalize;
 pub mod nhs_number;
+pub mod normalize;
 mod scan;
 pub mod thread;
 
@@ -157,7 +157,11 @@ impl std::fmt::Debug for Found {
         f.debug_struct("Found")
             .field(
                 "valid",
-                &self.valid.iter().map(Identifier::masked).collect::<Vec<_>>(),
+                &self
+                    .valid
+                    .iter()
+                    .map(Identifier::masked)
+                    .collect::<Vec<_>>(),
             )
             .field("invalid", &self.invalid)
             .field("unrecognised", &self.unrecognised.len())
@@ -283,7 +287,11 @@ impl Identify {
             },
         )?;
         let mut not_patient = Vec::new();
-        for (i, e) in not_patient_entries.unwrap_or_default().into_iter().enumerate() {
+        for (i, e) in not_patient_entries
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             let what = format!("not_patient[{i}] ({})", e.name);
             let regex = compile(&what, &e.pattern)?;
             let before = match e.stage.as_deref() {

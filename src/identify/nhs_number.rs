@@ -164,7 +164,8 @@ fn is_attached_separator(c: char) -> bool {
 /// (`left`), a keyword right before the chain does not glue.
 fn side_is_glued(chars: impl Iterator<Item = char> + Clone, left: bool) -> bool {
     let mut it = chars.clone();
-    let glued_at = |c: char, rest: &dyn Fn() -> bool| is_glue(c) && !(left && c.is_alphabetic() && rest());
+    let glued_at =
+        |c: char, rest: &dyn Fn() -> bool| is_glue(c) && !(left && c.is_alphabetic() && rest());
     match it.next() {
         None => false,
         Some(c) if is_glue(c) => glued_at(c, &|| keyword_before(chars.clone())),
@@ -180,12 +181,10 @@ fn side_is_glued(chars: impl Iterator<Item = char> + Clone, left: bool) -> bool 
             true
         }
         Some(c) if is_attached_separator(c) => {
-            let mut skip = 1;
-            for c in it {
+            for (skip, c) in (1..).zip(it) {
                 if !is_attached_separator(c) {
                     return glued_at(c, &|| keyword_before(chars.clone().skip(skip)));
                 }
-                skip += 1;
             }
             false
         }

@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn full_width_digits_letters_and_punctuation_become_ascii() {
-        assert_eq!(normalize("ＮＨＳ＃９４３　４７６－５９１９"), "NHS#943 476-5919");
+        assert_eq!(
+            normalize("ＮＨＳ＃９４３　４７６－５９１９"),
+            "NHS#943 476-5919"
+        );
     }
 
     #[test]

@@ -129,9 +129,8 @@ fn loose_chain(work: &str, at: usize, max_gap: usize) -> (usize, Vec<usize>) {
         end = end.max(i);
         // The gap: up to `max_gap` characters that are neither letters nor digits.
         let mut j = i;
-        let mut gap = 0;
         let mut joined = false;
-        for c in work[i..].chars() {
+        for (gap, c) in work[i..].chars().enumerate() {
             if c.is_ascii_digit() {
                 joined = gap > 0 && gap <= max_gap;
                 break;
@@ -139,7 +138,6 @@ fn loose_chain(work: &str, at: usize, max_gap: usize) -> (usize, Vec<usize>) {
             if c.is_alphanumeric() || gap == max_gap {
                 break;
             }
-            gap += 1;
             j += c.len_utf8();
         }
         if !joined {
@@ -155,7 +153,11 @@ fn max_group(digits: &[usize]) -> usize {
     let mut run = 0;
     let mut prev: Option<usize> = None;
     for &d in digits {
-        run = if prev == Some(d.wrapping_sub(1)) { run + 1 } else { 1 };
+        run = if prev == Some(d.wrapping_sub(1)) {
+            run + 1
+        } else {
+            1
+        };
         best = best.max(run);
         prev = Some(d);
     }
@@ -206,9 +208,12 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
                 if any_valid_window(&norm[m.start()..end]) {
                     // Labelled as a reference, yet it holds a valid NHS
                     // number: neither a patient nor cleared.
-                    found
-                        .unrecognised
-                        .push(norm[m.start()..end].chars().filter(char::is_ascii_digit).collect());
+                    found.unrecognised.push(
+                        norm[m.start()..end]
+                            .chars()
+                            .filter(char::is_ascii_digit)
+                            .collect(),
+                    );
                     blank(&mut work, m.start()..end, 'x');
                     blank(&mut grammar, m.start()..end, 'x');
                 }
@@ -218,7 +223,10 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         }
     }
     for (r, labelled) in pre {
-        let digits: String = norm[r.clone()].chars().filter(char::is_ascii_digit).collect();
+        let digits: String = norm[r.clone()]
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
         if labelled && any_valid_window(&norm[r.clone()]) {
             // Labelled as not a patient, yet it holds a valid NHS number:
             // neither a patient nor cleared.
@@ -310,7 +318,9 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     let span = |digits: &[usize], found: &mut Found, taken: &mut Vec<bool>| {
         digits.iter().for_each(|&d| taken[d] = true);
         // Cleared as not a patient, or a placeholder such as 0000000000.
-        if digits.iter().all(|&d| cleared[d]) || digits.iter().all(|&d| bytes[d] == bytes[digits[0]]) {
+        if digits.iter().all(|&d| cleared[d])
+            || digits.iter().all(|&d| bytes[d] == bytes[digits[0]])
+        {
             return;
         }
         found
@@ -342,7 +352,11 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         if digits.iter().any(|&d| taken[d]) {
             continue;
         }
-        let code = digits[0] > 0 && work[..digits[0]].chars().next_back().is_some_and(char::is_alphabetic);
+        let code = digits[0] > 0
+            && work[..digits[0]]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphabetic);
         if digits.len() >= idf.min_digits
             || max_group(&digits) >= idf.min_group
             || (code && digits.len() >= idf.min_code_digits)

@@ -111,7 +111,9 @@ pub fn near_miss(span: &str, value: &str) -> bool {
         }
         1 => {
             let (short, long) = if a.len() < b.len() { (a, b) } else { (b, a) };
-            let k = (0..short.len()).find(|&i| short[i] != long[i]).unwrap_or(short.len());
+            let k = (0..short.len())
+                .find(|&i| short[i] != long[i])
+                .unwrap_or(short.len());
             short[k..] == long[k + 1..]
         }
         _ => false,

@@ -234,36 +234,77 @@ fn a_trusts_own_words_need_no_rebuild() {
 #[test]
 fn reported_needs_indirect_asks_and_call_outs_are_requests() {
     for (m, p) in [
-        ("bed 17 pt asking for analgesia, pain 7/10", Priority::Routine),
-        ("daughter would like a call back about the plan", Priority::Routine),
-        ("is the TVN around today? new sacral wound", Priority::Routine),
-        ("physio: could we sit him out for lunch today?", Priority::Routine),
+        (
+            "bed 17 pt asking for analgesia, pain 7/10",
+            Priority::Routine,
+        ),
+        (
+            "daughter would like a call back about the plan",
+            Priority::Routine,
+        ),
+        (
+            "is the TVN around today? new sacral wound",
+            Priority::Routine,
+        ),
+        (
+            "physio: could we sit him out for lunch today?",
+            Priority::Routine,
+        ),
         ("peri-arrest side room 3 - now", Priority::Stat),
         ("2222 bay 4 bed 24, haematemesis", Priority::Stat),
     ] {
         assert_eq!(rules().request(m), Some(p), "{m}");
     }
-    assert_eq!(rules().request("will physio be up today?"), Some(Priority::Routine));
-    assert_eq!(without("request", "questions").request("will physio be up today?"), None);
+    assert_eq!(
+        rules().request("will physio be up today?"),
+        Some(Priority::Routine)
+    );
+    assert_eq!(
+        without("request", "questions").request("will physio be up today?"),
+        None
+    );
 }
 
 #[test]
 fn results_and_actions_done_are_not_requests() {
-    for m in ["Repeat Na 131", "repeat gas pH 7.36", "Repeat K+ sent", "Chest film requested"] {
+    for m in [
+        "Repeat Na 131",
+        "repeat gas pH 7.36",
+        "Repeat K+ sent",
+        "Chest film requested",
+    ] {
         assert_eq!(rules().request(m), None, "{m}");
     }
     // Without the function words every verb + two words + number is a result.
     assert_eq!(rules().request("repeat in 30 min"), Some(Priority::Routine));
-    assert_eq!(without("request", "function_words").request("repeat in 30 min"), None);
-    assert_eq!(without("not_request", "status").request("Repeat K+ sent"), Some(Priority::Routine));
+    assert_eq!(
+        without("request", "function_words").request("repeat in 30 min"),
+        None
+    );
+    assert_eq!(
+        without("not_request", "status").request("Repeat K+ sent"),
+        Some(Priority::Routine)
+    );
 }
 
 #[test]
 fn deadlines_make_a_request_urgent_and_an_opening_now_is_not_stat() {
-    assert_eq!(rules().request("please take bloods before 10"), Some(Priority::Urgent));
-    assert_eq!(without("priority", "deadline").request("please take bloods before 10"), Some(Priority::Routine));
-    assert_eq!(rules().request("could we get his liquid? Now on a soft diet"), Some(Priority::Routine));
-    assert_eq!(rules().request("restart it now please"), Some(Priority::Stat));
+    assert_eq!(
+        rules().request("please take bloods before 10"),
+        Some(Priority::Urgent)
+    );
+    assert_eq!(
+        without("priority", "deadline").request("please take bloods before 10"),
+        Some(Priority::Routine)
+    );
+    assert_eq!(
+        rules().request("could we get his liquid? Now on a soft diet"),
+        Some(Priority::Routine)
+    );
+    assert_eq!(
+        rules().request("restart it now please"),
+        Some(Priority::Stat)
+    );
 }
 
 proptest::proptest! {
