@@ -65,6 +65,8 @@ pub struct NotPatient {
     /// The number may run on into the digit groups that follow the match
     /// ("ref 12 9994321536"): then nothing is set aside.
     pub extends: bool,
+    /// The longest digit group a match may hold and still clear its digits.
+    pub max_group: usize,
 }
 
 /// Identifier keywords: digits after them are identifier-like whatever they are.
@@ -132,6 +134,9 @@ struct NotPatientEntry {
     /// The number may run on into following digit groups (references).
     #[serde(default)]
     extends: bool,
+    /// Longest digit group a match may hold and still clear (default 5).
+    #[serde(default)]
+    max_group: Option<usize>,
 }
 
 /// Identifiers found in one event.
@@ -308,6 +313,7 @@ impl Identify {
                 regex,
                 before,
                 extends: e.extends,
+                max_group: e.max_group.unwrap_or(5),
             });
         }
         let mut keywords = Vec::new();
@@ -386,8 +392,8 @@ impl Identify {
     }
 }
 
-/// A file name as words: `_` separates words and the extension goes
-/// ("ECG_9434765919.pdf" → "ECG 9434765919").
+/// A file name as words: `_` separates fields and the extension goes
+/// ("ECG_9434765919_1412.pdf" → "ECG; 9434765919; 1412").
 fn file_name_words(name: &str) -> String {
     let stem = match name.rsplit_once('.') {
         Some((stem, ext))
@@ -399,7 +405,7 @@ fn file_name_words(name: &str) -> String {
         }
         _ => name,
     };
-    stem.replace('_', " ")
+    stem.replace('_', "; ")
 }
 
 /// The key of a bed-level location ("Side room 3" → "sr:3"), or `None` for
@@ -604,6 +610,27 @@ mod class_tests {
     }
 
     #[test]
+    fn file_name_fields_and_camera_stamps() {
+        let f = |name: &str| {
+            let v = serde_json::json!({"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z",
+                "text":"","attachments":[{"name": name}]});
+            Identify::default().find(&parse_event(&v.to_string(), "chat").unwrap())
+        };
+        assert_eq!(f("ECG_9992468130_1412.jpg").valid, vec![Identifier::nhs(B)]);
+        let stamp = f("IMG_20261124_091533.jpg");
+        assert!(
+            stamp.valid.is_empty() && stamp.unrecognised.is_empty(),
+            "{stamp:?}"
+        );
+    }
+
+    #[test]
+    fn a_reference_code_is_in_capitals_a_word_is_not_a_code() {
+        clean("ref PTS 8827761");
+        names_b("get a urine sample for 999 246 8130 today");
+    }
+
+    #[test]
     fn an_attachment_name_without_an_extension_is_read_whole() {
         let v = serde_json::json!({"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z",
             "text":"","attachments":[{"name":"999.246.8130"}]});
@@ -704,6 +731,13 @@ mod class_tests {
         suspicious("H391 9058 for theatre");
         suspicious("H112-60-4-1");
         clean("NEWS2 7, HbA1c 48");
+    }
+
+    #[test]
+    fn digits_after_an_identifier_keyword_are_never_cleared() {
+        suspicious("MRN 20230115");
+        suspicious("hosp no 14:30");
+        clean("DOB 12/03/1948");
     }
 
     #[test]

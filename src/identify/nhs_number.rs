@@ -125,9 +125,17 @@ fn tail_of_token(text: &str, start: usize) -> bool {
     let mut before = text[..start].chars().rev();
     match before.next() {
         Some(c) if c.is_alphabetic() => !keyword_before(text[..start].chars().rev()),
-        Some(':' | '/') => before.next().is_some_and(|c| c.is_ascii_digit()),
+        Some(':' | '/') => {
+            before.next().is_some_and(|c| c.is_ascii_digit()) && short_group(text, start)
+        }
         _ => false,
     }
+}
+
+/// Is the digit group starting at `start` one or two digits long, as in a
+/// time or a date ("13:50", "26/11"), not a number of its own ("…/999 817 5607")?
+fn short_group(text: &str, start: usize) -> bool {
+    text[start..].bytes().take_while(u8::is_ascii_digit).count() <= 2
 }
 
 /// Is the digit group ending at byte `end` the head of another token: right
@@ -135,9 +143,14 @@ fn tail_of_token(text: &str, start: usize) -> bool {
 /// ("13:50", "26/11")?
 fn head_of_token(text: &str, end: usize) -> bool {
     let mut after = text[end..].chars();
+    let group = text[..end]
+        .bytes()
+        .rev()
+        .take_while(u8::is_ascii_digit)
+        .count();
     match after.next() {
         Some(c) if c.is_alphabetic() => true,
-        Some(':' | '/') => after.next().is_some_and(|c| c.is_ascii_digit()),
+        Some(':' | '/') => after.next().is_some_and(|c| c.is_ascii_digit()) && group <= 2,
         _ => false,
     }
 }
@@ -587,6 +600,13 @@ mod tests {
         assert_found("nhs=9434765919&x=1", "9434765919");
         assert_found("[9434765919]", "9434765919");
         assert_found("no:943-476-5919", "943-476-5919");
+    }
+
+    #[test]
+    fn a_slash_pair_of_grouped_numbers_is_two_numbers() {
+        let found = find_candidates("943 476 5919/987 654 3210");
+        let d: Vec<_> = found.iter().map(|c| c.digits.as_str()).collect();
+        assert_eq!(d, ["9434765919", "9876543210"]);
     }
 
     #[test]

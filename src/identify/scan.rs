@@ -301,11 +301,11 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         for m in p.regex.find_iter(&work) {
             // A match that is one piece of a longer number ("9/9/979/74/18/2"
             // read as a date, a blood pressure and a date) clears nothing.
-            // Nor does a match that holds an identifier-sized group of six
-            // digits or more ("487561-3245 hr" is no dose range).
+            // Nor does a match that holds a group longer than the pattern
+            // allows ("487561-3245 hr" is no dose range).
             let long_group = work[m.range()]
                 .split(|c: char| !c.is_ascii_digit())
-                .any(|g| g.len() >= 6);
+                .any(|g| g.len() > p.max_group);
             if !glued_to_digits(&work, m.range()) && !long_group {
                 cleared[m.range()].iter_mut().for_each(|c| *c = true);
             }
@@ -315,10 +315,12 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     // 7. Identifier-like spans: after a keyword, then any long digit run.
     let bytes = work.as_bytes();
     let mut taken = vec![false; work.len()];
-    let span = |digits: &[usize], found: &mut Found, taken: &mut Vec<bool>| {
+    // `labelled`: after an identifier keyword, where no not-patient pattern
+    // clears anything ("MRN 20230115").
+    let span = |digits: &[usize], labelled: bool, found: &mut Found, taken: &mut Vec<bool>| {
         digits.iter().for_each(|&d| taken[d] = true);
         // Cleared as not a patient, or a placeholder such as 0000000000.
-        if digits.iter().all(|&d| cleared[d])
+        if (!labelled && digits.iter().all(|&d| cleared[d]))
             || digits.iter().all(|&d| bytes[d] == bytes[digits[0]])
         {
             return;
@@ -337,7 +339,7 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             }
             let (_, digits) = loose_chain(&work, at, idf.max_gap);
             if digits.len() >= k.min_digits {
-                span(&digits, found, &mut taken);
+                span(&digits, true, found, &mut taken);
             }
         }
     }
@@ -361,7 +363,7 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             || max_group(&digits) >= idf.min_group
             || (code && digits.len() >= idf.min_code_digits)
         {
-            span(&digits, found, &mut taken);
+            span(&digits, false, found, &mut taken);
         }
     }
 }
