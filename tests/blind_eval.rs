@@ -7,7 +7,8 @@
 //! * misfiled (filed to a patient other than the labelled one),
 //! * filing recall, quarantined-but-should-file, held-but-should-file,
 //! * Task precision / recall and priority accuracy (the task lexicon on every
-//!   message text),
+//!   message text, and on the messages labelled to be filed: only a filed
+//!   message becomes a Task),
 //!
 //! `cargo test --release --test blind_eval -- --nocapture`
 //! (`RECORDBRIDGE_TEST_EVAL_VERBOSE=1` lists every miss).
@@ -37,6 +38,11 @@ struct Figures {
     task_fp: usize,
     task_fn: usize,
     prio_ok: usize,
+    /// The same over messages labelled to be filed: only those become Tasks.
+    filed_task_tp: usize,
+    filed_task_fp: usize,
+    filed_task_fn: usize,
+    filed_prio_ok: usize,
     outcomes: BTreeMap<String, usize>,
     notes: Vec<String>,
 }
@@ -73,6 +79,15 @@ impl Figures {
             self.task_tp,
             self.task_fp,
             self.task_fn
+        );
+        println!(
+            "tasks on messages to be filed (what becomes a Task): precision {:.3}, recall {:.3}, priority accuracy {:.3} (TP {}, FP {}, FN {})",
+            Self::ratio(self.filed_task_tp, self.filed_task_tp + self.filed_task_fp),
+            Self::ratio(self.filed_task_tp, self.filed_task_tp + self.filed_task_fn),
+            Self::ratio(self.filed_prio_ok, self.filed_task_tp),
+            self.filed_task_tp,
+            self.filed_task_fp,
+            self.filed_task_fn
         );
         println!("final outcomes: {:?}", self.outcomes);
         if std::env::var_os("RECORDBRIDGE_TEST_EVAL_VERBOSE").is_some() {
@@ -209,7 +224,21 @@ fn evaluate(file: &str) -> Figures {
         // Tasks: the lexicon on every message's text.
         if ev["type"].as_str().unwrap_or("message") == "message" {
             let want = label["task"]["request"].as_bool().unwrap_or(false);
-            match (want, rules.request(msg)) {
+            let got = rules.request(msg);
+            if expect == "file" {
+                let w: Option<Priority> =
+                    serde_json::from_value(label["task"]["priority"].clone()).ok();
+                match (want, got) {
+                    (true, Some(p)) => {
+                        f.filed_task_tp += 1;
+                        f.filed_prio_ok += usize::from(w == Some(p));
+                    }
+                    (true, None) => f.filed_task_fn += 1,
+                    (false, Some(_)) => f.filed_task_fp += 1,
+                    (false, None) => {}
+                }
+            }
+            match (want, got) {
                 (true, Some(p)) => {
                     f.task_tp += 1;
                     let w: Option<Priority> =
