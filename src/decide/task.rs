@@ -86,6 +86,11 @@ struct Phrases {
     /// Past participles that report an action done ("repeat K+ sent").
     #[serde(default)]
     status: Vec<String>,
+    /// A message that opens with one of these documents a review or answers
+    /// one ("Seen. …", "Plan: …", "yes, …"): its bare imperatives are the plan,
+    /// not requests ("Seen. Start IV fluids").
+    #[serde(default)]
+    plan: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,6 +152,7 @@ pub struct TaskRules {
     function_words: HashSet<String>,
     not_request: Vec<Phrase>,
     status: HashSet<String>,
+    plan: Vec<Phrase>,
     deadline: HashSet<String>,
     not_opening: HashSet<String>,
     stat: Vec<Phrase>,
@@ -238,6 +244,7 @@ impl TaskRules {
             function_words: set(&f.request.function_words),
             not_request: phrases(&f.not_request.phrases),
             status: set(&f.not_request.status),
+            plan: phrases(&f.not_request.plan),
             deadline: set(&f.priority.deadline),
             not_opening: set(&f.priority.not_opening),
             stat: phrases(&f.priority.stat),
@@ -263,8 +270,9 @@ impl TaskRules {
         Self::from_toml(DEFAULT_RULES).expect("mappings/tasks.toml is valid")
     }
 
-    /// Is one clause a request?
-    fn clause_is_request(&self, clause: &str, question: bool) -> bool {
+    /// Is one clause a request? In a plan (`plan`), only request phrases and
+    /// questions make one.
+    fn clause_is_request(&self, clause: &str, question: bool, plan: bool) -> bool {
         let w = words(clause);
         if w.is_empty() || any(&w, &self.not_request) {
             return false;
@@ -284,7 +292,7 @@ impl TaskRules {
             return true;
         }
         // An action reported done ("repeat K+ sent", "CXR requested").
-        let done = w.iter().any(|t| self.status.contains(t));
+        let done = plan || w.iter().any(|t| self.status.contains(t));
         match rest.first() {
             Some(f) if self.imperatives.contains(f) => !done && !self.is_result(&rest),
             Some(f) if self.modals.contains(f) => {
@@ -313,9 +321,17 @@ impl TaskRules {
 
     /// `Some(priority)` when the message is a request.
     pub fn request(&self, text: &str) -> Option<Priority> {
+        let opening: Vec<String> = text
+            .split_whitespace()
+            .filter(|t| !t.starts_with('@'))
+            .flat_map(words)
+            .skip_while(|t| self.skip.contains(t))
+            .take(3)
+            .collect();
+        let plan = self.plan.iter().any(|p| opening.starts_with(p));
         if !clauses(text)
             .into_iter()
-            .any(|(c, q)| self.clause_is_request(c, q))
+            .any(|(c, q)| self.clause_is_request(c, q, plan))
         {
             return None;
         }

@@ -307,6 +307,26 @@ fn deadlines_make_a_request_urgent_and_an_opening_now_is_not_stat() {
     );
 }
 
+#[test]
+fn a_documented_plan_and_a_conditional_are_not_requests() {
+    for m in [
+        "Seen. Start IV fluids, repeat bone profile tomorrow",
+        "yes, switch to co-amox IV 1.2g tds",
+        "will write up a PCA if needed",
+    ] {
+        assert_eq!(rules().request(m), None, "{m}");
+    }
+    assert_eq!(
+        without("not_request", "plan").request("Seen. Start IV fluids"),
+        Some(Priority::Routine)
+    );
+    // A request phrase in a plan is still a request.
+    assert_eq!(
+        rules().request("Seen. Can someone take a VBG please"),
+        Some(Priority::Routine)
+    );
+}
+
 proptest::proptest! {
     /// Any text, any reaction key: classification never panics.
     #[test]
