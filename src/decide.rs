@@ -181,7 +181,9 @@ pub struct Step {
 }
 
 /// Drop held events whose window has passed: their content is deleted and
-/// they end `ignored` / `not-patient-related` (rule 8).
+/// they end `ignored` / `not-patient-related` (rule 8). In a thread with an
+/// unexplained identifier-like span they may well be about a patient, so
+/// they are quarantined `ambiguous` for review instead (nothing lost).
 pub fn expire(mut state: ThreadState, now: DateTime<Utc>) -> Step {
     let mut decisions = Vec::new();
     if state.held.iter().any(|h| h.expires_at <= now) {
@@ -189,13 +191,13 @@ pub fn expire(mut state: ThreadState, now: DateTime<Utc>) -> Step {
             .into_iter()
             .partition(|h| h.expires_at <= now);
         state.held = kept;
+        let (outcome, why) = if state.suspect() {
+            (Outcome::Quarantined, reason::AMBIGUOUS)
+        } else {
+            (Outcome::Ignored, reason::NOT_PATIENT_RELATED)
+        };
         for h in gone {
-            decisions.push(Decision::new(
-                h.event,
-                Outcome::Ignored,
-                Some(reason::NOT_PATIENT_RELATED),
-                Vec::new(),
-            ));
+            decisions.push(Decision::new(h.event, outcome, Some(why), Vec::new()));
         }
     }
     Step { decisions, state }

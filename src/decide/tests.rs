@@ -669,3 +669,21 @@ fn an_edit_with_a_mistyped_number_is_quarantined_not_filed() {
     ));
     assert_eq!(t.last("$3"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
 }
+
+#[test]
+fn held_messages_of_a_thread_with_an_unexplained_span_are_quarantined_at_expiry_not_deleted() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, "majors 1: (999) 246-8130 chest pain"));
+    assert_eq!(t.last("$1"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
+    assert_eq!(t.put(ev("$2", Some("$1"), "trop pending"))[0].outcome, Outcome::Held);
+    t.at(ev("$3", Some("$1"), "ok"), now() + Duration::hours(73));
+    assert_eq!(t.last("$2"), quarantined(reason::AMBIGUOUS));
+    // Without the span the same message would expire as not patient-related.
+    let mut u = Thread::new();
+    u.put(ev("$1", None, "majors 1: chest pain"));
+    u.at(ev("$2", Some("$1"), "ok"), now() + Duration::hours(73));
+    assert_eq!(
+        u.last("$1"),
+        (Outcome::Ignored, Some(reason::NOT_PATIENT_RELATED.to_owned()), None)
+    );
+}
