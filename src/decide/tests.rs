@@ -687,3 +687,16 @@ fn held_messages_of_a_thread_with_an_unexplained_span_are_quarantined_at_expiry_
         (Outcome::Ignored, Some(reason::NOT_PATIENT_RELATED.to_owned()), None)
     );
 }
+
+#[test]
+fn outcome_names_are_the_decision_line_names() {
+    for o in [
+        Outcome::Filed,
+        Outcome::Held,
+        Outcome::Quarantined,
+        Outcome::Ignored,
+        Outcome::Rejected,
+    ] {
+        assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+    }
+}
