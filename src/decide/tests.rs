@@ -675,7 +675,10 @@ fn held_messages_of_a_thread_with_an_unexplained_span_are_quarantined_at_expiry_
     let mut t = Thread::new();
     t.put(ev("$1", None, "majors 1: (999) 246-8130 chest pain"));
     assert_eq!(t.last("$1"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
-    assert_eq!(t.put(ev("$2", Some("$1"), "trop pending"))[0].outcome, Outcome::Held);
+    assert_eq!(
+        t.put(ev("$2", Some("$1"), "trop pending"))[0].outcome,
+        Outcome::Held
+    );
     t.at(ev("$3", Some("$1"), "ok"), now() + Duration::hours(73));
     assert_eq!(t.last("$2"), quarantined(reason::AMBIGUOUS));
     // Without the span the same message would expire as not patient-related.
@@ -684,7 +687,11 @@ fn held_messages_of_a_thread_with_an_unexplained_span_are_quarantined_at_expiry_
     u.at(ev("$2", Some("$1"), "ok"), now() + Duration::hours(73));
     assert_eq!(
         u.last("$1"),
-        (Outcome::Ignored, Some(reason::NOT_PATIENT_RELATED.to_owned()), None)
+        (
+            Outcome::Ignored,
+            Some(reason::NOT_PATIENT_RELATED.to_owned()),
+            None
+        )
     );
 }
 
