@@ -707,3 +707,24 @@ fn outcome_names_are_the_decision_line_names() {
         assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
     }
 }
+
+#[test]
+fn a_span_is_weighed_against_the_threads_patient_only_without_an_own_identifier() {
+    // The message names D and, oddly written, the thread's patient C: two
+    // patients, never filed to D.
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    t.put(ev("$2", Some("$1"), &format!("{D} and (999) 765-4323 swap beds")));
+    assert_eq!(t.last("$2"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
+}
+
+#[test]
+fn in_a_thread_that_may_name_another_patient_a_span_is_never_explained_by_it() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    t.put(ev("$2", Some("$1"), "and (999) 246-8130 next door"));
+    // C written oddly: the thread may be about two patients now, so the
+    // span is not taken as C.
+    t.put(ev("$3", Some("$1"), "bloods for (999) 765-4323 sent"));
+    assert_eq!(t.last("$3"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
+}
