@@ -714,7 +714,11 @@ fn a_span_is_weighed_against_the_threads_patient_only_without_an_own_identifier(
     // patients, never filed to D.
     let mut t = Thread::new();
     t.put(ev("$1", None, &format!("pt {C} admitted")));
-    t.put(ev("$2", Some("$1"), &format!("{D} and (999) 765-4323 swap beds")));
+    t.put(ev(
+        "$2",
+        Some("$1"),
+        &format!("{D} and (999) 765-4323 swap beds"),
+    ));
     assert_eq!(t.last("$2"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
 }
 

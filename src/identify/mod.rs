@@ -599,6 +599,12 @@ mod class_tests {
     }
 
     #[test]
+    fn a_four_three_three_number_after_a_bleep_label_is_not_an_identifier() {
+        suspicious("bleep # 8247 999 420 | 0135?");
+        names_b("NHS No: 9992 468 130");
+    }
+
+    #[test]
     fn a_phone_pattern_never_takes_the_tail_of_a_time() {
         suspicious("at 05:08 366 645 742");
         clean("ring 07700 900123 at 05:08");

@@ -105,6 +105,22 @@ fn sets_apart(norm: &str, r: std::ops::Range<usize>) -> bool {
         .is_some_and(|c| c.start == 0)
 }
 
+/// Does a bleep, extension, phone or reference label end right before `start`?
+fn labelled_as_not_patient(norm: &str, start: usize) -> bool {
+    static LABEL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = LABEL.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)\b(?:bleep|bleeper|blp|pager|page|ext|extn|extension|tel|phone|mob|mobile|x|ref)\b[\s.#:]*$",
+        )
+        .expect("constant regex")
+    });
+    let mut from = start.saturating_sub(24);
+    while !norm.is_char_boundary(from) {
+        from += 1;
+    }
+    re.is_match(&norm[from..start])
+}
+
 /// Is the identifier that starts at byte `start` of `norm` negated ("not 999…")?
 fn negated(idf: &Identify, norm: &str, start: usize) -> bool {
     let mut from = start.saturating_sub(48);
@@ -245,8 +261,18 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         }
     }
 
-    // 3. NHS numbers.
+    // 3. NHS numbers. A 4-3-3 grouping right after a bleep, extension or
+    // phone label is that number and more ("bleep # 8247 999 420"): left to
+    // the fail-safe scan.
     for c in nhs_number::find_candidates(&grammar) {
+        let four = grammar[c.start..c.end]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count()
+            == 4;
+        if four && labelled_as_not_patient(&norm, c.start) {
+            continue;
+        }
         if !c.valid {
             found.invalid += 1;
             found.unrecognised.push(c.digits);
