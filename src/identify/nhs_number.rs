@@ -172,10 +172,32 @@ fn is_attached_separator(c: char) -> bool {
     c == '.' || c == '-'
 }
 
+/// A table cell of digits next to the chain ("9998 | 156-149", "… | 42"):
+/// up to two spaces, `|`, up to two spaces, a digit. The number is one cell
+/// of a row of numbers, not a number on its own.
+fn beside_a_table_cell(chars: impl Iterator<Item = char>) -> bool {
+    let mut bar = false;
+    let mut spaces = 0;
+    for c in chars {
+        match c {
+            ' ' | '\t' if spaces < 2 => spaces += 1,
+            '|' if !bar => {
+                bar = true;
+                spaces = 0;
+            }
+            c => return bar && c.is_ascii_digit(),
+        }
+    }
+    false
+}
+
 /// Applies boundary rules 1-4 to the characters on one side of a chain,
 /// given as an iterator walking away from the chain. On the left side
 /// (`left`), a keyword right before the chain does not glue.
 fn side_is_glued(chars: impl Iterator<Item = char> + Clone, left: bool) -> bool {
+    if beside_a_table_cell(chars.clone()) {
+        return true;
+    }
     let mut it = chars.clone();
     let glued_at =
         |c: char, rest: &dyn Fn() -> bool| is_glue(c) && !(left && c.is_alphabetic() && rest());
@@ -607,6 +629,14 @@ mod tests {
         let found = find_candidates("943 476 5919/987 654 3210");
         let d: Vec<_> = found.iter().map(|c| c.digits.as_str()).collect();
         assert_eq!(d, ["9434765919", "9876543210"]);
+    }
+
+    #[test]
+    fn a_number_in_a_row_of_table_cells_is_not_a_candidate() {
+        assert_none("9998 | 943-476\n5919");
+        assert_none("943 476 5919 | 12 | 4");
+        assert_found("| 943 476 5919 |", "943 476 5919");
+        assert_found("NHS | 943 476 5919 | bed 4", "943 476 5919");
     }
 
     #[test]
