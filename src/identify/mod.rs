@@ -67,6 +67,9 @@ pub struct NotPatient {
     pub extends: bool,
     /// The longest digit group a match may hold and still clear its digits.
     pub max_group: usize,
+    /// The most digits a match may hold in all and still clear them (more is
+    /// an identifier's worth: "obs 992/367/903").
+    pub max_digits: usize,
 }
 
 /// Identifier keywords: digits after them are identifier-like whatever they are.
@@ -137,6 +140,9 @@ struct NotPatientEntry {
     /// Longest digit group a match may hold and still clear (default 5).
     #[serde(default)]
     max_group: Option<usize>,
+    /// Most digits a match may hold in all and still clear (default 8).
+    #[serde(default)]
+    max_digits: Option<usize>,
 }
 
 /// Identifiers found in one event.
@@ -314,6 +320,7 @@ impl Identify {
                 before,
                 extends: e.extends,
                 max_group: e.max_group.unwrap_or(5),
+                max_digits: e.max_digits.unwrap_or(8),
             });
         }
         let mut keywords = Vec::new();
@@ -608,6 +615,13 @@ mod class_tests {
     fn a_phone_pattern_never_takes_the_tail_of_a_time() {
         suspicious("at 05:08 366 645 742");
         clean("ring 07700 900123 at 05:08");
+    }
+
+    #[test]
+    fn a_labelled_list_of_integers_with_an_identifiers_worth_of_digits_is_not_cleared() {
+        suspicious("obs 992/367/903?");
+        clean("U&E 131/5.9/12.3/145, obs 120/80");
+        clean("seen 2026-11-24 14:30:00");
     }
 
     #[test]

@@ -332,7 +332,9 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             let long_group = work[m.range()]
                 .split(|c: char| !c.is_ascii_digit())
                 .any(|g| g.len() > p.max_group);
-            if !glued_to_digits(&work, m.range()) && !long_group {
+            let digits = work[m.range()].bytes().filter(u8::is_ascii_digit).count();
+            let too_many = digits > p.max_digits && !work[m.range()].contains('.');
+            if !glued_to_digits(&work, m.range()) && !long_group && !too_many {
                 cleared[m.range()].iter_mut().for_each(|c| *c = true);
             }
         }
