@@ -288,13 +288,10 @@ fn message(
     if found.invalid > 0 || !foreign.is_empty() {
         // Its own patient still counts in the thread: a later message must
         // not inherit another patient as if this one had not been named.
-        for id in &ids {
-            state.add_patient(id);
-        }
+        remember(state, &ids, foreign);
         let mut named = ids;
         named.extend(found.negated);
         out.push(Decision::new(event, Outcome::Quarantined, Some(why), named));
-        state.unexplained.extend(foreign);
         after_new_patients(state, had, out, policy);
         return;
     }
@@ -316,10 +313,9 @@ fn message(
         // No patient yet: held, even when a span is unexplained (a patient
         // named later may explain it).
         (0, _) => out.push(hold(state, event, now, policy)),
-        (1, false) if other_location(state, &found.locations).is_some() => {
+        (1, false) if let Some(place) = other_location(state, &found.locations) => {
             // "seen SR3 ..." in the thread of the patient in SR4: perhaps
             // another patient; from now on the thread may be about two.
-            let place = other_location(state, &found.locations).unwrap_or_default();
             state.unexplained.push(place);
             out.push(Decision::new(
                 event,
@@ -339,6 +335,15 @@ fn message(
             ids,
         )),
     }
+}
+
+/// What a quarantined or unapplied event names still counts in its thread:
+/// its patients, and its spans that nothing explains.
+fn remember(state: &mut ThreadState, ids: &[Identifier], foreign: Vec<String>) {
+    for id in ids {
+        state.add_patient(id);
+    }
+    state.unexplained.extend(foreign);
 }
 
 /// A location the message names that differs from the thread patient's known
@@ -673,10 +678,7 @@ fn edit(
             }
         } else {
             let had = state.patients.len();
-            for id in &ids {
-                state.add_patient(id);
-            }
-            state.unexplained.extend(foreign);
+            remember(state, &ids, foreign);
             out.push(Decision::new(
                 event,
                 Outcome::Quarantined,
@@ -690,10 +692,7 @@ fn edit(
         // names still counts in the thread: a later message must not inherit
         // one patient while an edit named another.
         let had = state.patients.len();
-        for id in &ids {
-            state.add_patient(id);
-        }
-        state.unexplained.extend(foreign);
+        remember(state, &ids, foreign);
         out.push(Decision::new(
             event,
             Outcome::Ignored,

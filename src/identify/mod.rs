@@ -226,6 +226,24 @@ fn alternation(words: &[String]) -> String {
 /// A regex that never matches (an empty word list).
 const NEVER: &str = r"[^\s\S]";
 
+/// A regex built around the alternation of a word list (one that never
+/// matches when the list is empty or absent).
+fn word_regex(
+    what: &str,
+    words: Option<Words>,
+    pattern: impl Fn(&str) -> String,
+) -> Result<Regex, String> {
+    let alt = alternation(&words.map(|w| w.words).unwrap_or_default());
+    compile(
+        what,
+        &if alt.is_empty() {
+            NEVER.to_owned()
+        } else {
+            pattern(&alt)
+        },
+    )
+}
+
 fn compile(what: &str, pattern: &str) -> Result<Regex, String> {
     Regex::new(pattern).map_err(|err| format!("{what}: not a valid regex: {err}"))
 }
@@ -275,28 +293,16 @@ impl Identify {
             });
         }
 
-        let loc = alternation(&locations.map(|w| w.words).unwrap_or_default());
-        let locations = compile(
-            "locations",
-            &if loc.is_empty() {
-                NEVER.to_owned()
-            } else {
-                format!(
-                    r"(?i)\b(?P<w>{loc})\s*(?:no\.?\s*|number\s*|#\s*|:\s*)?(?P<n>\d{{1,3}})[a-z]?\b"
-                )
-            },
-        )?;
-        let neg = alternation(&negation.map(|w| w.words).unwrap_or_default());
-        let negation = compile(
-            "negation",
-            &if neg.is_empty() {
-                NEVER.to_owned()
-            } else {
-                format!(
-                    r"(?i)(?:^|[^\w])(?:{neg})[\s:,]*(?:(?:the|this|that|nhs|no\.?|number|num|pt|patient|#|:|=)[\s:,]*)*$"
-                )
-            },
-        )?;
+        let locations = word_regex("locations", locations, |loc| {
+            format!(
+                r"(?i)\b(?P<w>{loc})\s*(?:no\.?\s*|number\s*|#\s*|:\s*)?(?P<n>\d{{1,3}})[a-z]?\b"
+            )
+        })?;
+        let negation = word_regex("negation", negation, |neg| {
+            format!(
+                r"(?i)(?:^|[^\w])(?:{neg})[\s:,]*(?:(?:the|this|that|nhs|no\.?|number|num|pt|patient|#|:|=)[\s:,]*)*$"
+            )
+        })?;
         let mut not_patient = Vec::new();
         for (i, e) in not_patient_entries
             .unwrap_or_default()
