@@ -65,6 +65,11 @@ pub mod reason {
     pub const MALFORMED: &str = "malformed";
     pub const EDIT_CHANGES_PATIENT: &str = "edit-changes-patient";
     pub const TARGET_NOT_FILED: &str = "target-not-filed";
+    /// An edit, redaction or reaction from another room than its target's.
+    pub const OTHER_ROOM: &str = "target-in-other-room";
+    /// An edit sent by someone other than its target's sender (Matrix: an
+    /// invalid replacement, ignored).
+    pub const NOT_SENDER: &str = "edit-not-by-sender";
     pub const REDACTED: &str = "redacted";
     pub const REACTION: &str = "reaction";
     /// A reviewer discarded the quarantined event.
@@ -82,8 +87,13 @@ pub enum Write {
     /// An edit: the target's Communication replaced by one with the edited
     /// content (a new version; the old text stays in the server's history).
     Edit { target: String, meta: FiledMeta },
-    /// Mark the target's Communication entered-in-error and remove its payload.
-    Redact { target: String },
+    /// Mark the target's Communication entered-in-error and remove its
+    /// payload; its time, sender and thread links stay (`meta`, absent for
+    /// messages filed before they were kept).
+    Redact {
+        target: String,
+        meta: Option<FiledMeta>,
+    },
     /// Only a Task changes (a reaction).
     TaskOnly,
 }
@@ -245,6 +255,20 @@ pub fn decide(
         mut decisions,
         mut state,
     } = expire(state, now);
+    if let Some(why) = not_allowed(&state, &event) {
+        // Not applied; what it names still counts in the thread (fail safe).
+        let had = state.patients.len();
+        let foreign = foreign_spans(&found, None);
+        remember(&mut state, &found.valid, foreign);
+        decisions.push(Decision::new(
+            event,
+            Outcome::Ignored,
+            Some(why),
+            found.valid,
+        ));
+        after_new_patients(&mut state, had, &mut decisions, policy);
+        return Step { decisions, state };
+    }
     match event.kind {
         EventKind::Message => message(&mut state, event, found, now, policy, &mut decisions),
         EventKind::Edit => edit(&mut state, event, found, now, policy, &mut decisions),
@@ -252,6 +276,33 @@ pub fn decide(
         EventKind::Reaction => reaction(&mut state, event, found, policy, &mut decisions),
     }
     Step { decisions, state }
+}
+
+/// May `event` act on its target? Edits, redactions and reactions must come
+/// from the target's room, and edits from its sender (ARCHITECTURE §4): in
+/// Matrix a replacement by another user is invalid, and no room may rewrite
+/// another's record. Redactions by another sender of the same room are
+/// applied: the homeserver lets only the sender and the room's moderators
+/// redact (power levels), which the bridge cannot see but can rely on.
+fn not_allowed(state: &ThreadState, event: &ChatEvent) -> Option<&'static str> {
+    if event.kind == EventKind::Message {
+        return None;
+    }
+    let target = event.target.as_deref()?;
+    let (room, sender) = match state.meta.get(target) {
+        Some(m) => (m.room.as_deref(), m.sender.as_deref()),
+        None => match state.held.iter().find(|h| h.event.id == target) {
+            Some(h) => (Some(h.event.room.as_str()), Some(h.event.sender.as_str())),
+            None => return None,
+        },
+    };
+    if room.is_some_and(|r| r != event.room) {
+        return Some(reason::OTHER_ROOM);
+    }
+    if event.kind == EventKind::Edit && sender.is_some_and(|s| s != event.sender) {
+        return Some(reason::NOT_SENDER);
+    }
+    None
 }
 
 fn message(
@@ -481,6 +532,8 @@ fn file(
             sent: event.sent_at,
             part_of: part_of.clone(),
             in_response_to: in_response_to.clone(),
+            room: Some(event.room.clone()),
+            sender: Some(event.sender.clone()),
         },
     );
     let mut d = Decision::new(event, Outcome::Filed, None, ids);
@@ -572,6 +625,8 @@ fn file_edit(
         sent: event.sent_at,
         part_of: state.first_filed.clone().filter(|r| *r != target),
         in_response_to: None,
+        room: None,
+        sender: None,
     });
     let text = event.text.clone().unwrap_or_default();
     let mut d = Decision::new(event, Outcome::Filed, None, ids);
@@ -721,7 +776,8 @@ fn redaction(state: &mut ThreadState, event: ChatEvent, out: &mut Vec<Decision>)
             });
         }
         state.redacted.insert(target.clone());
-        d.write = Some(Write::Redact { target });
+        let meta = state.meta.get(&target).cloned();
+        d.write = Some(Write::Redact { target, meta });
         out.push(d);
     } else if state.held.iter().any(|h| h.event.id == target) {
         // Redacted before filing: its content (and held edits of it) is deleted.

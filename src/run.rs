@@ -1114,7 +1114,7 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
             // No server ids in a bundle file: name the resource by its identifier.
             let e = &d.event;
             let mut res = match &d.write {
-                Some(decide::Write::Redact { target } | decide::Write::Edit { target, .. }) => {
+                Some(decide::Write::Redact { target, .. } | decide::Write::Edit { target, .. }) => {
                     vec![record::communication_ref(&e.platform, target)]
                 }
                 Some(decide::Write::TaskOnly) => Vec::new(),

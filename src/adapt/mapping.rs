@@ -155,26 +155,29 @@ impl Transform {
     }
 }
 
-/// Matrix reply fallback: leading `> ` quote lines and the blank line after
-/// them are the replied-to message, not this one (client-server API, "Fallbacks
-/// for rich replies"). Quoted text must not identify a patient in the reply.
+/// Matrix reply fallback: the leading `> <@sender> …` quote block and the
+/// blank line after it are the replied-to message, not this one
+/// (client-server API, "Fallbacks for rich replies"), so a number quoted from
+/// another message does not identify a patient in the reply. Only that shape
+/// is removed: a body that merely starts with `> ` (a clinician quoting obs)
+/// is kept whole, and so is a body that would be left with nothing of its own
+/// (fail safe: what it quotes is still read). The mapping applies this only
+/// to replies (`m.in_reply_to`).
 fn strip_reply_fallback(s: &str) -> &str {
-    if !s.starts_with("> ") {
+    if !s.starts_with("> <") {
         return s;
     }
     let mut rest = s;
-    while let Some(line_end) = rest.find('\n') {
-        if rest.starts_with("> ") || rest.starts_with(">\n") {
-            rest = &rest[line_end + 1..];
-        } else {
-            break;
+    while rest.starts_with('>') {
+        match rest.find('\n') {
+            Some(end) => rest = &rest[end + 1..],
+            None => return s,
         }
     }
-    if rest.starts_with('>') {
-        // The whole body is a quote: nothing of its own.
-        return "";
+    match rest.strip_prefix('\n') {
+        Some(own) if !own.trim().is_empty() => own,
+        _ => s,
     }
-    rest.strip_prefix('\n').unwrap_or(rest)
 }
 
 #[derive(Debug, Clone)]
@@ -986,6 +989,18 @@ mod tests {
         let body = "> <@alice:example.org> NHS 943 476 5919 bed 4\n> second line\n\nSeen, obs fine";
         assert_eq!(strip_reply_fallback(body), "Seen, obs fine");
         assert_eq!(strip_reply_fallback("no quote > here"), "no quote > here");
-        assert_eq!(strip_reply_fallback("> only a quote"), "");
+        // Not a fallback's shape: kept whole.
+        let obs = "> BP 80/40, sats 85%\n\nneeds urgent review";
+        assert_eq!(strip_reply_fallback(obs), obs);
+        // Nothing of its own after the quote, or no blank line: kept whole.
+        assert_eq!(
+            strip_reply_fallback("> <@a:x> only a quote"),
+            "> <@a:x> only a quote"
+        );
+        assert_eq!(strip_reply_fallback("> <@a:x> q\n\n  "), "> <@a:x> q\n\n  ");
+        assert_eq!(
+            strip_reply_fallback("> <@a:x> q\nno blank"),
+            "> <@a:x> q\nno blank"
+        );
     }
 }

@@ -275,7 +275,8 @@ fn edits_and_redactions() {
     assert_eq!(
         d[0].write,
         Some(Write::Redact {
-            target: "$1".into()
+            target: "$1".into(),
+            meta: t.state.meta.get("$1").cloned(),
         })
     );
     t.put(act("edit", "$5", "$1", "$nope", "x"));
@@ -731,4 +732,85 @@ fn in_a_thread_that_may_name_another_patient_a_span_is_never_explained_by_it() {
     // span is not taken as C.
     t.put(ev("$3", Some("$1"), "bloods for (999) 765-4323 sent"));
     assert_eq!(t.last("$3"), quarantined(reason::UNRECOGNISED_IDENTIFIER));
+}
+
+fn from(mut e: ChatEvent, room: &str, sender: &str) -> ChatEvent {
+    e.room = room.into();
+    e.sender = sender.into();
+    e
+}
+
+#[test]
+fn an_edit_by_another_sender_is_not_applied() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A} needs bloods")));
+    let d = t.put(from(
+        act("edit", "$2", "$1", "$1", "no bloods needed"),
+        "!r",
+        "@mallory",
+    ));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].write, None);
+    assert_eq!(
+        t.last("$2"),
+        (Outcome::Ignored, Some(reason::NOT_SENDER.into()), None)
+    );
+    // The sender's own edit still applies.
+    t.put(act("edit", "$3", "$1", "$1", "bloods done"));
+    assert_eq!(t.last("$3"), filed(A));
+}
+
+#[test]
+fn an_edit_by_another_sender_of_a_held_message_is_not_held_with_it() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, "bed 12 needs review"));
+    t.put(from(
+        act("edit", "$2", "$1", "$1", "bed 12 is fine"),
+        "!r",
+        "@mallory",
+    ));
+    assert_eq!(
+        t.last("$2"),
+        (Outcome::Ignored, Some(reason::NOT_SENDER.into()), None)
+    );
+    assert_eq!(t.state.held.len(), 1);
+}
+
+#[test]
+fn edits_redactions_and_reactions_from_another_room_are_not_applied() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A} can someone review")));
+    for (i, kind) in ["edit", "redaction", "reaction"].iter().enumerate() {
+        let id = format!("$x{i}");
+        let d = t.put(from(act(kind, &id, "$1", "$1", "changed"), "!other", "@a"));
+        assert_eq!(d[0].write, None, "{kind}");
+        assert_eq!(
+            t.last(&id),
+            (Outcome::Ignored, Some(reason::OTHER_ROOM.into()), None),
+            "{kind}"
+        );
+    }
+    assert!(t.state.redacted.is_empty());
+    // In the target's own room, a redaction by another sender (a moderator) applies.
+    let d = t.put(from(
+        act("redaction", "$r", "$1", "$1", ""),
+        "!r",
+        "@moderator",
+    ));
+    assert!(
+        matches!(&d[0].write, Some(Write::Redact { target, meta: Some(m) }) if target == "$1" && m.sender.as_deref() == Some("@a"))
+    );
+}
+
+#[test]
+fn an_edit_not_applied_still_counts_what_it_names() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A}")));
+    t.put(from(
+        act("edit", "$2", "$1", "$1", &format!("pt {B}")),
+        "!r",
+        "@mallory",
+    ));
+    t.put(ev("$3", Some("$1"), "bloods sent"));
+    assert_eq!(t.last("$3"), quarantined(reason::AMBIGUOUS));
 }

@@ -59,6 +59,13 @@ pub struct FiledMeta {
     pub part_of: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_response_to: Option<String>,
+    /// Room and sender of the message: only its own room may edit or redact
+    /// it, and only its sender may edit it (ARCHITECTURE §4). Absent for
+    /// messages filed before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 /// A held event and when its content must be deleted.

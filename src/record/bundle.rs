@@ -31,6 +31,14 @@ fn entry(
     e
 }
 
+/// The `fullUrl` of an entry that is not created by POST: R4 lets only a
+/// POST omit it (Bundle.entry.fullUrl). A conditional update has no id of its
+/// own yet, so every entry gets a urn:uuid, the same for the same event and
+/// request URL (a retried bundle is the same bundle).
+fn entry_uuid(d: &Decision, url: &str) -> String {
+    urn_uuid(&format!("{}|{url}", d.event.event_key()))
+}
+
 /// The transaction Bundle for a decision, or `None` when nothing is written.
 ///
 /// * message: `POST Communication` (conditional on its identifier), the Task it
@@ -91,7 +99,7 @@ fn typed_bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
             CREATE
         }
         // Both replace the target's Communication by a conditional update.
-        Write::Edit { target, .. } | Write::Redact { target } => {
+        Write::Edit { target, .. } | Write::Redact { target, .. } => {
             let (c, activity) = match write {
                 Write::Edit { meta, .. } => {
                     let links = Links {
@@ -102,11 +110,14 @@ fn typed_bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
                     };
                     (communication(d, patient, &links, ctx), UPDATE)
                 }
-                _ => (redacted(d, target, patient, ctx), NULLIFY),
+                Write::Redact { meta, .. } => {
+                    (redacted(d, target, meta.as_ref(), patient, ctx), NULLIFY)
+                }
+                _ => unreachable!("matched above"),
             };
             let url = communication_ref(&e.platform, target);
             entries.push(Some(entry(
-                None,
+                Some(entry_uuid(d, &url)),
                 c.into(),
                 HTTPVerb::Put,
                 url.clone(),
@@ -121,7 +132,7 @@ fn typed_bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
         let t = task(&e.platform, change, focus.as_deref(), ctx);
         let url = format!("Task/{}", t.id.as_deref().unwrap_or_default());
         entries.push(Some(entry(
-            None,
+            Some(entry_uuid(d, &url)),
             t.into(),
             HTTPVerb::Put,
             url.clone(),
@@ -134,7 +145,13 @@ fn typed_bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
     }
     let p = provenance(d, &targets, activity, ctx);
     let purl = format!("Provenance/{}", p.id.as_deref().unwrap_or_default());
-    entries.push(Some(entry(None, p.into(), HTTPVerb::Put, purl, None)));
+    entries.push(Some(entry(
+        Some(entry_uuid(d, &purl)),
+        p.into(),
+        HTTPVerb::Put,
+        purl,
+        None,
+    )));
     let mut b = Bundle::builder()
         .r#type(BundleType::Transaction)
         .entry(entries)

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::decide::Decision;
 use crate::identify::Identifier;
+use crate::identify::thread::FiledMeta;
 
 /// Which Communication and its links into the thread. For an edit, `id` and
 /// `sent` are those of the edited message.
@@ -25,6 +26,31 @@ fn subject(ctx: &RecordCtx<'_>, p: &Identifier) -> fhir_sdk::r4b::types::Referen
         Some(r) => reference(r),
         None => reference(patient_ref(p)),
     }
+}
+
+/// The payload of a filed message with neither text nor an attachment the
+/// bridge can carry (a sticker, a poll, a card it cannot read).
+pub const NOTHING_CARRIED: &str = "[message with no text or attachment the bridge can carry]";
+
+/// Is `t` a MIME type (`type/subtype`, parameters allowed)? Platform content
+/// types such as Teams' `reference` or `tabReference` are not, and
+/// `Attachment.contentType` must be one (R4 `code`, BCP 13).
+fn is_mime_type(t: &str) -> bool {
+    let essence = t.split(';').next().unwrap_or_default().trim();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    matches!(essence.split_once('/'), Some((ty, sub)) if token(ty) && token(sub))
+}
+
+/// The attachment's URL as a valid URL (`Attachment.url` is an R4 `url`):
+/// spaces and other characters not allowed in a URL are percent-encoded
+/// (SharePoint paths have spaces). A value that is no absolute URL is left
+/// out; the attachment keeps its title.
+fn valid_url(u: &str) -> Option<String> {
+    url::Url::parse(u.trim()).ok().map(String::from)
 }
 
 /// The Communication of a filed message, or its replacement after an edit.
@@ -49,13 +75,28 @@ pub fn communication(
         let mut att = Attachment::builder()
             .build()
             .expect("attachment has no required fields");
-        att.content_type = a.content_type.clone();
-        att.url = a.url.clone();
+        att.content_type = a
+            .content_type
+            .as_deref()
+            .filter(|t| is_mime_type(t))
+            .map(str::to_owned);
+        att.url = a.url.as_deref().and_then(valid_url);
         att.title = a.name.clone();
         att.size = a.size.and_then(|s| u32::try_from(s).ok());
         payload.push(Some(
             CommunicationPayload::builder()
                 .content(CommunicationPayloadContent::Attachment(att))
+                .build()
+                .expect("payload content set"),
+        ));
+    }
+    if payload.is_empty() {
+        // Never an empty record: what was sent but cannot be carried is named.
+        payload.push(Some(
+            CommunicationPayload::builder()
+                .content(CommunicationPayloadContent::String(
+                    NOTHING_CARRIED.to_owned(),
+                ))
                 .build()
                 .expect("payload content set"),
         ));
@@ -99,14 +140,19 @@ pub fn communication(
 
 /// The replacement Communication of a redacted message: entered-in-error,
 /// no payload. `target` is the redacted event's id.
+///
+/// Entered-in-error withdraws the content, not the facts: the time, the
+/// sender and the thread links of the message stay (`meta`; absent for a
+/// message filed before they were kept).
 pub fn redacted(
     d: &Decision,
     target: &str,
+    meta: Option<&FiledMeta>,
     patient: &Identifier,
     ctx: &RecordCtx<'_>,
 ) -> Communication {
     let platform = &d.event.platform;
-    Communication::builder()
+    let mut c = Communication::builder()
         .identifier(vec![Some(identifier(
             URI_SYSTEM,
             &chat_urn(platform, target),
@@ -114,5 +160,18 @@ pub fn redacted(
         .status(EventStatus::EnteredInError)
         .subject(subject(ctx, patient))
         .build()
-        .expect("status set")
+        .expect("status set");
+    if let Some(m) = meta {
+        c.sent = Some(date_time(m.sent));
+        if let Some(s) = &m.sender {
+            c.sender = Some(logical_ref("Practitioner", &user_system(platform), s, None));
+        }
+        if let Some(p) = &m.part_of {
+            c.part_of = vec![Some(reference(communication_ref(platform, p)))];
+        }
+        if let Some(r) = &m.in_response_to {
+            c.in_response_to = vec![Some(reference(communication_ref(platform, r)))];
+        }
+    }
+    c
 }
