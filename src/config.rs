@@ -26,12 +26,14 @@ pub struct Config {
     /// mapping file in `formats` (`matrix` is `formats/matrix.toml`). An AMQP
     /// message can name its own in the `amqp.format_header` header.
     pub format: String,
-    /// Directory of the mapping files of source formats.
-    pub formats: PathBuf,
-    /// Local identifier patterns.
-    pub identifiers: PathBuf,
-    /// Task detection lexicons and rules.
-    pub tasks: PathBuf,
+    /// Directory of mapping files of source formats. The built-in formats
+    /// (`matrix`, `teams`) need none; a file here adds a format or replaces
+    /// the built-in one of its name.
+    pub formats: Option<PathBuf>,
+    /// Identifier patterns file; unset: the built-in `mappings/identifiers.toml`.
+    pub identifiers: Option<PathBuf>,
+    /// Task detection rules file; unset: the built-in `mappings/tasks.toml`.
+    pub tasks: Option<PathBuf>,
     /// Hours held content waits for its thread's patient (fractions allowed).
     pub hold_window_hours: f64,
     /// Seconds between sweeps that delete expired held content during a long run.
@@ -142,6 +144,12 @@ pub struct AuthConfig {
     pub key_id: Option<String>,
 }
 
+/// A setting that does not fit (a mapping file that cannot be read or
+/// parsed): exit status 2, like an invalid setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingError(pub String);
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -150,9 +158,9 @@ impl Default for Config {
             ledger: None,
             platform: "chat".into(),
             format: "v1".into(),
-            formats: PathBuf::from("mappings/formats"),
-            identifiers: PathBuf::from("mappings/identifiers.toml"),
-            tasks: PathBuf::from("mappings/tasks.toml"),
+            formats: None,
+            identifiers: None,
+            tasks: None,
             hold_window_hours: 72.0,
             sweep_interval_secs: 60,
             device: "recordbridge".into(),

@@ -207,7 +207,18 @@ async fn main() -> ExitCode {
                 c.format.clone_from(f);
             }
             if let Some(m) = &fa.mappings {
-                c.formats = recordbridge::adapt::formats_dir(m);
+                // --mappings DIR moves every mapping file: the formats, and
+                // the identifier and task rules where DIR has them.
+                c.formats = Some(recordbridge::adapt::formats_dir(m));
+                for (name, slot) in [
+                    ("identifiers.toml", &mut c.identifiers),
+                    ("tasks.toml", &mut c.tasks),
+                ] {
+                    let f = m.join(name);
+                    if f.is_file() {
+                        *slot = Some(f);
+                    }
+                }
             }
         }
         c
@@ -235,7 +246,9 @@ async fn main() -> ExitCode {
             return check_formats(&cfg, a.sample.as_deref());
         }
         Command::Check(_) => {
-            if let Err(e) = recordbridge::adapt::Formats::for_config(&cfg.formats, &cfg.format) {
+            if let Err(e) =
+                recordbridge::adapt::Formats::for_config(cfg.formats.as_deref(), &cfg.format)
+            {
                 eprintln!("recordbridge: {e}");
                 return ExitCode::from(2);
             }
@@ -260,6 +273,7 @@ async fn main() -> ExitCode {
             // configuration error, like an invalid setting.
             if e.is::<recordbridge::source::amqp::Fatal>()
                 || e.is::<recordbridge::adapt::FormatError>()
+                || e.is::<recordbridge::config::SettingError>()
             {
                 ExitCode::from(2)
             } else {
@@ -452,7 +466,7 @@ async fn reconcile(cfg: &Config, json: bool) -> anyhow::Result<()> {
 /// or `{"line":N,"error":"..."}`.
 fn check_formats(cfg: &Config, sample: Option<&std::path::Path>) -> ExitCode {
     use recordbridge::adapt::{self, Adapted, Formats};
-    let (formats, errors) = Formats::load_all(&cfg.formats);
+    let (formats, errors) = Formats::load_all(cfg.formats.as_deref());
     for e in &errors {
         eprintln!("recordbridge: mapping error: {e}");
     }

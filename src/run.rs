@@ -17,6 +17,7 @@
 //! down stalls the affected threads (readiness goes false) instead of stopping
 //! the bridge, and nothing is acknowledged until it is back.
 
+use crate::config::SettingError;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
@@ -163,31 +164,44 @@ pub struct Run {
     _dry_dir: Option<tempfile::TempDir>,
 }
 
-/// Load the identifier patterns named by the configuration.
+/// Load the identifier patterns named by the configuration (built in when
+/// unset). A file that cannot be read or does not fit is a setting error.
 pub fn load_identify(cfg: &Config) -> anyhow::Result<Identify> {
-    let text = std::fs::read_to_string(&cfg.identifiers).with_context(|| {
-        format!(
-            "setting `identifiers`: cannot read {}",
-            cfg.identifiers.display()
-        )
+    let Some(path) = &cfg.identifiers else {
+        return Ok(Identify::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        SettingError(format!(
+            "setting `identifiers`: cannot read {}: {e}",
+            path.display()
+        ))
     })?;
-    Identify::from_toml(&text)
-        .map_err(|e| anyhow::anyhow!("setting `identifiers` ({}): {e}", cfg.identifiers.display()))
+    Identify::from_toml(&text).map_err(|e| {
+        SettingError(format!("setting `identifiers` ({}): {e}", path.display())).into()
+    })
 }
 
-/// Load the task detection rules named by the configuration.
+/// Load the task detection rules named by the configuration (built in when
+/// unset). A file that cannot be read or does not fit is a setting error.
 pub fn load_tasks(cfg: &Config) -> anyhow::Result<crate::decide::task::TaskRules> {
-    let text = std::fs::read_to_string(&cfg.tasks)
-        .with_context(|| format!("setting `tasks`: cannot read {}", cfg.tasks.display()))?;
+    let Some(path) = &cfg.tasks else {
+        return Ok(crate::decide::task::TaskRules::builtin());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        SettingError(format!(
+            "setting `tasks`: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
     crate::decide::task::TaskRules::from_toml(&text)
-        .map_err(|e| anyhow::anyhow!("setting `tasks` ({}): {e}", cfg.tasks.display()))
+        .map_err(|e| SettingError(format!("setting `tasks` ({}): {e}", path.display())).into())
 }
 
 impl Run {
     pub async fn new(cfg: Config, dry_run: bool) -> anyhow::Result<Self> {
         let stop = shutdown_watch()?;
         let identify = load_identify(&cfg)?;
-        let formats = crate::adapt::Formats::for_config(&cfg.formats, &cfg.format)?;
+        let formats = crate::adapt::Formats::for_config(cfg.formats.as_deref(), &cfg.format)?;
         let policy = Policy {
             hold_window: chrono::Duration::milliseconds(
                 (cfg.hold_window_hours * 3_600_000.0) as i64,

@@ -562,3 +562,116 @@ fn held_content_expires_during_a_long_run() {
     assert!(child.wait().unwrap().success());
     drop(stdin);
 }
+
+/// The binary carries its default mappings: run from a folder with no
+/// `mappings/`, with only --source and --sink, it decides the fixture chat
+/// exactly as from the repository (the identifier rules, task rules and
+/// formats are all there).
+#[test]
+fn runs_from_any_folder_with_only_source_and_sink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let run = |dir: &std::path::Path, out: &std::path::Path| {
+        let o = bin()
+            .current_dir(dir)
+            .args([
+                "run",
+                "--dry-run",
+                "--source",
+                &fixtures_src(),
+                "--sink",
+                &format!("dir:{}", out.display()),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        final_decisions(&o.stdout)
+    };
+    let elsewhere = run(tmp.path(), &out);
+    let want = expected();
+    let differ: Vec<_> = want
+        .iter()
+        .filter(|(id, w)| elsewhere.get(*id) != Some(w))
+        .map(|(id, w)| format!("{id}: {:?} not {w:?}", elsewhere.get(id)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "decided as in the repository: {differ:?}"
+    );
+    assert_eq!(elsewhere.len(), want.len());
+    // A real run from there writes bundles, and Matrix events map with the built-in format.
+    let o = bin()
+        .current_dir(tmp.path())
+        .args([
+            "run",
+            "--format",
+            "matrix",
+            "--source",
+            &format!(
+                "file:{}",
+                fixture("formats/matrix/ward-chat.ndjson").display()
+            ),
+            "--sink",
+            &format!("dir:{}", out.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!bundles(&out).is_empty());
+}
+
+/// `--mappings DIR` moves the identifier and task rules too, and a mapping
+/// file that cannot be read or does not fit is a setting error (exit 2).
+#[test]
+fn mappings_dir_moves_every_mapping_file_and_its_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("m");
+    std::fs::create_dir_all(m.join("formats")).unwrap();
+    let sink = format!("dir:{}", tmp.path().join("out").display());
+    let args = |extra: &[&str]| {
+        let mut a = vec!["run", "--dry-run", "--source", "-", "--sink", &sink];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    for (file, field) in [("identifiers.toml", "identifiers"), ("tasks.toml", "tasks")] {
+        std::fs::write(m.join(file), "this is = = not toml").unwrap();
+        let o = bin()
+            .args(args(&["--mappings", m.to_str().unwrap()]))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{file}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("setting `{field}`")), "{err}");
+        std::fs::remove_file(m.join(file)).unwrap();
+    }
+    // A local identifier pattern from --mappings is used.
+    std::fs::write(
+        m.join("identifiers.toml"),
+        "[[local]]\nname = \"mrn\"\nsystem = \"https://trust.example/mrn\"\npattern = '\\bZQ\\d{6}\\b'\n",
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(args(&["--mappings", m.to_str().unwrap()]))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"id\":\"$1\",\"room\":\"!r\",\"sender\":\"@a\",\"sent_at\":\"2026-11-21T10:00:00Z\",\"text\":\"pt ZQ123456 for review\"}\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = final_decisions(&o.stdout);
+    assert_eq!(d["$1"].0, "filed", "{d:?}");
+    // A file named by a setting that does not exist: exit 2, named.
+    let o = bin()
+        .args(args(&[]))
+        .env("RECORDBRIDGE_IDENTIFIERS", "/nonexistent/identifiers.toml")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("setting `identifiers`"));
+}

@@ -52,10 +52,25 @@ pub enum Adapted {
     },
 }
 
+/// The formats built into the binary: the files of `mappings/formats` as
+/// they were when it was built, so that it runs from any folder. A file of
+/// the same name in the `formats` directory replaces one.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "matrix.toml",
+        include_str!("../../mappings/formats/matrix.toml"),
+    ),
+    (
+        "teams.toml",
+        include_str!("../../mappings/formats/teams.toml"),
+    ),
+];
+
 impl Formats {
-    /// Load every `*.toml` in `dir` (sorted by name). A missing directory
-    /// gives only `v1`; any file that does not fit fails the whole load.
-    pub fn load(dir: &Path) -> Result<Self, MappingError> {
+    /// The built-in formats, then every `*.toml` in `dir` (sorted by name).
+    /// A missing directory adds nothing; any file that does not fit fails
+    /// the whole load.
+    pub fn load(dir: Option<&Path>) -> Result<Self, MappingError> {
         let (out, mut errors) = Self::load_all(dir);
         match errors.is_empty() {
             true => Ok(out),
@@ -63,21 +78,35 @@ impl Formats {
         }
     }
 
-    /// Load every `*.toml` in `dir`: the files that fit, and an error for
-    /// each that does not (for `check`, which reports them all).
-    pub fn load_all(dir: &Path) -> (Self, Vec<MappingError>) {
+    /// The built-in formats and every `*.toml` in `dir`: the files that fit,
+    /// and an error for each that does not (for `check`, which reports them
+    /// all).
+    pub fn load_all(dir: Option<&Path>) -> (Self, Vec<MappingError>) {
         let mut out = Self::default();
+        let mut errors = Vec::new();
+        for (name, src) in BUILT_IN {
+            let file = Path::new("built-in:mappings/formats").join(name);
+            match Mapping::parse(&file, src) {
+                Ok(m) => {
+                    out.mappings.insert(m.name.clone(), Arc::new(m));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let Some(dir) = dir else {
+            return (out, errors);
+        };
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (out, Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (out, errors),
             Err(e) => {
-                let err = MappingError {
+                errors.push(MappingError {
                     file: dir.to_owned(),
                     line: 0,
                     field: None,
                     message: format!("cannot read the mappings directory: {e}"),
-                };
-                return (out, vec![err]);
+                });
+                return (out, errors);
             }
         };
         let mut files: Vec<_> = entries
@@ -86,7 +115,6 @@ impl Formats {
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         files.sort();
-        let mut errors = Vec::new();
         for f in files {
             match Mapping::load(&f) {
                 Ok(m) if m.name == V1 => errors.push(MappingError {
@@ -106,13 +134,13 @@ impl Formats {
     }
 
     /// The formats of `dir`, where `default` must be one of them.
-    pub fn for_config(dir: &Path, default: &str) -> Result<Self, FormatError> {
+    pub fn for_config(dir: Option<&Path>, default: &str) -> Result<Self, FormatError> {
         let f = Self::load(dir).map_err(|e| FormatError(format!("setting `formats`: {e}")))?;
         if f.get(default).is_none() {
             return Err(FormatError(format!(
-                "setting `format`: `{default}` is not a known format (known: {}; a format is a mapping file FORMAT.toml in {})",
+                "setting `format`: `{default}` is not a known format (known: {}; a format is built in or a mapping file FORMAT.toml in the `formats` directory{})",
                 f.names().join(", "),
-                dir.display()
+                dir.map(|d| format!(" {}", d.display())).unwrap_or_default()
             )));
         }
         Ok(f)
