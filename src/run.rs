@@ -35,6 +35,7 @@ use crate::config::{Config, SinkSpec, SourceSpec};
 use crate::decide::{self, Decision, Outcome, Policy, reason};
 use crate::event::{ChatEvent, EventKind};
 use crate::identify::Identify;
+use crate::identify::thread::ThreadState;
 use crate::ledger::{Ledger, OutboxRow, Pending};
 use crate::ops::{Health, SinkProbe};
 use crate::record::{self, RecordCtx};
@@ -816,7 +817,13 @@ async fn thread_key(
     let same_room = crate::event::thread_key(&ev.platform, &ev.room, "");
     let key = key
         .filter(|k| ev.kind != EventKind::Message || k.starts_with(&same_room))
-        .unwrap_or_else(|| ev.thread_key());
+        .unwrap_or_else(|| match (&ev.kind, &ev.thread, &ev.target) {
+            // An edit, redaction or reaction of a message never seen: the
+            // thread the message would be in (an edit first seen is that
+            // message, see `first_seen`).
+            (EventKind::Message, ..) | (_, Some(_), _) | (_, None, None) => ev.thread_key(),
+            (_, None, Some(t)) => crate::event::thread_key(&ev.platform, &ev.room, t),
+        });
     recent.insert(&ev.platform, &ev.id, &key);
     Ok(key)
 }
@@ -1011,9 +1018,34 @@ async fn one(sh: &Shared, ev: ChatEvent, key: &str) -> anyhow::Result<Vec<Pendin
     }
     let now = Utc::now();
     let state = sh.ledger.load_thread(key).await?;
+    let ev = first_seen(sh, ev, &state).await?;
     let found = sh.identify.find(&ev);
     let step = decide::decide(state, ev, found, now, &sh.policy);
     apply(sh, key, step, now).await
+}
+
+/// An edit of a message the bridge has never seen is that message, with its
+/// current content: Microsoft Graph delta queries, list calls and `updated`
+/// notifications deliver a message already edited, and a Matrix
+/// replacement carries the whole new content. It becomes the message (its
+/// id is the target's), so a later delivery of the original is a duplicate
+/// and later edits find it. A target the bridge has decided (filed,
+/// quarantined, ignored) or holds is never replaced this way.
+async fn first_seen(sh: &Shared, ev: ChatEvent, state: &ThreadState) -> anyhow::Result<ChatEvent> {
+    let Some(target) = ev.target.as_deref().filter(|_| ev.kind == EventKind::Edit) else {
+        return Ok(ev);
+    };
+    let known = state.filed.contains_key(target)
+        || state.held.iter().any(|h| h.event.id == target)
+        || sh.ledger.seen(&ev.platform, target).await?.is_some();
+    if known {
+        return Ok(ev);
+    }
+    debug!(event_id = %ev.id, "edit of a message never seen: decided as the message");
+    let mut m = ev;
+    m.id = m.target.take().unwrap_or_default();
+    m.kind = EventKind::Message;
+    Ok(m)
 }
 
 /// Write a step's decisions in order, then commit them with the new state.

@@ -611,3 +611,317 @@ fn a_third_format_added_as_a_mapping_file_alone_is_decided_as_v1() {
     assert_eq!(typing["reason"], "unsupported-event-type");
     assert_same_decisions(&webhook, &v1, &HashMap::new());
 }
+
+// ---------------------------------------------------------------------------
+// Real platform payload shapes (issue 16): fixtures/formats/*/{spec,graph}-shapes
+// hold events in the exact shapes of the Matrix specification's and the
+// Microsoft Graph documentation's examples, with clinical content written for
+// them; the *.labels.ndjson beside each says what each line must become.
+
+/// The chat event v1 id the mapping gives a Teams chatMessage line.
+fn teams_event_id(e: &serde_json::Value) -> String {
+    let id = e["id"].as_str().unwrap().to_owned();
+    if e["deletedDateTime"].is_string() {
+        format!("{id}#deleted")
+    } else if let Some(t) = e["lastEditedDateTime"].as_str() {
+        format!("{id}#edit@{t}")
+    } else {
+        id
+    }
+}
+
+/// What a Communication carries, as one text: its strings and its
+/// attachments' titles and URLs.
+fn carried(c: &serde_json::Value) -> String {
+    let mut s = String::new();
+    for p in c["payload"].as_array().into_iter().flatten() {
+        if let Some(t) = p["contentString"].as_str() {
+            s.push_str(t);
+        }
+        for k in ["title", "url", "contentType"] {
+            if let Some(t) = p["contentAttachment"][k].as_str() {
+                s.push_str(&format!(" {t}"));
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn validate_bundles(dir: &Path) {
+    let Ok(schema) = std::env::var("RECORDBRIDGE_TEST_FHIR_SCHEMA") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "RECORDBRIDGE_TEST_FHIR_SCHEMA must be set in CI (deploy/local/test.sh sets it)"
+        );
+        eprintln!("RECORDBRIDGE_TEST_FHIR_SCHEMA not set: FHIR validation skipped");
+        return;
+    };
+    let o = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/validate_bundles.py"))
+        .args(["--schema", &schema, "--r4b", "error"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "bundles invalid (R4 schema or fhir.resources):\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Each line of a spec-shape fixture is decided as labelled; nothing is
+/// rejected; every Communication carries content (or is entered-in-error
+/// and keeps its facts); the final record of each message carries what its
+/// label says and lacks what it must not show; partOf and inResponseTo point
+/// at the thread root's and the replied-to message's Communication; both
+/// validators accept every bundle.
+fn spec_shapes(file: &str, format: &str) {
+    let events = read_lines(&formats(&format!("{file}.ndjson")));
+    let labels = read_lines(&formats(&format!("{file}.labels.ndjson")));
+    assert_eq!(events.len(), labels.len());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let sink = format!("dir:{}", out.display());
+    let path = formats(&format!("{file}.ndjson"));
+    // What each line becomes in chat event v1 (thread, reply).
+    let checked = bin()
+        .args([
+            "check",
+            "--format",
+            format,
+            "--sample",
+            &path.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let v1: HashMap<u64, serde_json::Value> = lines(&checked.stdout)
+        .into_iter()
+        .filter_map(|l| Some((l["line"].as_u64()?, l.get("event")?.clone())))
+        .collect();
+    let dry = bin()
+        .args([
+            "run",
+            "--dry-run",
+            "--format",
+            format,
+            "--source",
+            &src(&path),
+            "--sink",
+            &sink,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let decisions = lines(&dry.stdout);
+    assert!(
+        decisions.iter().all(|d| d["outcome"] != "rejected"),
+        "nothing rejected: {}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let mut last: HashMap<String, serde_json::Value> = HashMap::new();
+    for d in decisions {
+        last.insert(d["event_id"].as_str().unwrap_or("").to_owned(), d);
+    }
+    let id_of = |e: &serde_json::Value| match format {
+        "teams" => teams_event_id(e),
+        _ => e["event_id"].as_str().unwrap().to_owned(),
+    };
+    let mut wrong = Vec::new();
+    for (e, l) in events.iter().zip(&labels) {
+        let id = id_of(e);
+        // An edit of a message never seen is decided as that message.
+        let raw = e["id"]
+            .as_str()
+            .or(e["event_id"].as_str())
+            .unwrap()
+            .to_owned();
+        let d = last.get(&id).or_else(|| last.get(&raw));
+        let got = d.map(|d| (d["outcome"].clone(), d["patient"]["value"].clone()));
+        let want = (l["expect"].clone(), l["patient"].clone());
+        if let Some(why) = l["pending"].as_str() {
+            // Labelled as it must become, but not built yet: it must still
+            // differ, so the label's `pending` is removed when it is built.
+            assert_ne!(
+                got.as_ref(),
+                Some(&want),
+                "line {} is done: remove `pending` ({why})",
+                l["line"]
+            );
+            continue;
+        }
+        if got.as_ref() != Some(&want) {
+            wrong.push(format!(
+                "line {} (item {}): {:?} not {want:?} ({})",
+                l["line"],
+                l["item"],
+                got,
+                d.map(|d| d["reason"].to_string()).unwrap_or_default()
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{file}: decisions differ from labels:\n{}",
+        wrong.join("\n")
+    );
+
+    run_ok(&[
+        "run",
+        "--format",
+        format,
+        "--source",
+        &src(&path),
+        "--sink",
+        &sink,
+    ]);
+    let bs = bundles(&out);
+    assert!(!bs.is_empty());
+    let prefix = format!("urn:chat:{format}:");
+    let mut records: HashMap<String, serde_json::Value> = HashMap::new();
+    for b in &bs {
+        for c in b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+        {
+            if c["resourceType"] != "Communication" {
+                continue;
+            }
+            let id = c["identifier"][0]["value"].as_str().unwrap();
+            let id = id.strip_prefix(&prefix).unwrap().to_owned();
+            if c["status"] == "entered-in-error" {
+                assert!(
+                    c["payload"].is_null(),
+                    "{id}: a withdrawn record shows no content"
+                );
+                assert!(
+                    c["sent"].is_string() && c["sender"].is_object(),
+                    "{id}: a withdrawn record keeps when and who: {c}"
+                );
+            } else {
+                assert!(
+                    !carried(c).trim().is_empty(),
+                    "{id}: an empty Communication: {c}"
+                );
+            }
+            records.insert(id, c.clone());
+        }
+    }
+    let ref_of = |id: &str| {
+        format!(
+            "Communication?identifier=urn:ietf:rfc:3986|urn:chat:{format}:{}",
+            id.replace('#', "%23").replace('+', "%2B").replace('/', "/")
+        )
+    };
+    let by_id: HashMap<&str, &serde_json::Value> = v1
+        .values()
+        .filter_map(|e| Some((e["id"].as_str()?, e)))
+        .collect();
+    let mut links = 0;
+    for (e, l) in events.iter().zip(&labels) {
+        let Some(rec) = l.get("record").filter(|r| !r.is_null()) else {
+            continue;
+        };
+        let raw = e["id"]
+            .as_str()
+            .or(e["event_id"].as_str())
+            .unwrap()
+            .to_owned();
+        let c = records
+            .get(&raw)
+            .unwrap_or_else(|| panic!("{file} line {}: no record written", l["line"]));
+        assert_eq!(c["status"], rec["status"], "{file} line {}", l["line"]);
+        let text = carried(c);
+        let strs = |k: &str| {
+            rec[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let missing: Vec<_> = strs("carries")
+            .into_iter()
+            .filter(|s| !text.contains(s))
+            .collect();
+        let shown: Vec<_> = strs("lacks")
+            .into_iter()
+            .filter(|s| text.contains(s))
+            .collect();
+        if let Some(why) = rec["pending"].as_str() {
+            assert!(
+                !missing.is_empty() || !shown.is_empty(),
+                "{file} line {}: the record is done: remove `pending` ({why})",
+                l["line"]
+            );
+        } else {
+            assert!(
+                missing.is_empty(),
+                "{file} line {}: record lacks {missing:?}: {text}",
+                l["line"]
+            );
+            assert!(
+                shown.is_empty(),
+                "{file} line {}: record shows {shown:?}",
+                l["line"]
+            );
+        }
+        // Thread links: partOf is the thread root's record, inResponseTo the replied-to message's.
+        let ev = &v1[&l["line"].as_u64().unwrap()];
+        // The conversation's root: the thread root, or for a reply outside
+        // a thread the first message of the chain it answers.
+        let mut root = ev["thread"].as_str();
+        let mut at = ev;
+        while root.is_none() {
+            let Some(r) = at["reply_to"].as_str() else {
+                break;
+            };
+            match by_id.get(r) {
+                Some(up) if up["reply_to"].is_string() || up["thread"].is_string() => {
+                    root = up["thread"].as_str();
+                    at = up;
+                }
+                _ => root = Some(r),
+            }
+        }
+        let root = root.filter(|r| records.contains_key(*r));
+        let part_of = c["partOf"][0]["reference"].as_str();
+        assert_eq!(
+            part_of,
+            root.map(ref_of).as_deref(),
+            "{file} line {}: partOf",
+            l["line"]
+        );
+        let reply = ev["reply_to"].as_str().filter(|r| records.contains_key(*r));
+        let in_response = c["inResponseTo"][0]["reference"].as_str();
+        assert_eq!(
+            in_response,
+            reply.map(ref_of).as_deref(),
+            "{file} line {}: inResponseTo",
+            l["line"]
+        );
+        links += usize::from(root.is_some()) + usize::from(reply.is_some());
+    }
+    assert!(
+        links >= 3,
+        "{file}: the fixture links messages to thread roots and replies"
+    );
+    validate_bundles(&out);
+}
+
+#[test]
+fn matrix_specification_shapes_are_filed_as_labelled() {
+    spec_shapes("matrix/spec-shapes", "matrix");
+}
+
+#[test]
+fn graph_documentation_shapes_are_filed_as_labelled() {
+    spec_shapes("teams/graph-shapes", "teams");
+}

@@ -13,7 +13,8 @@
 /// (`&nbsp;` is common in Teams bodies) become plain spaces, so
 /// `943&nbsp;476&nbsp;5919` reads as the NHS number it is.
 pub fn to_text(html: &str) -> Result<String, String> {
-    let html = mark_mentions(html);
+    let html = mark_images(html);
+    let html = mark_mentions(&html);
     // No wrapping: a width above any line length (events are at most 1 MiB).
     let width = html.len().max(80) + 1;
     let text = html2text::config::plain_no_decorate()
@@ -33,6 +34,15 @@ pub fn to_text(html: &str) -> Result<String, String> {
         .collect();
     let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
     Ok(lines.join("\n").trim().to_owned())
+}
+
+/// An inline image (a Teams `hostedContents` picture, pasted into the body)
+/// cannot be carried as text: it is named `[image]` so the record says that
+/// something was shown, never an empty or silently shortened message.
+fn mark_images(html: &str) -> std::borrow::Cow<'_, str> {
+    static IMG: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(?i)<img\b[^>]*>").expect("valid"));
+    IMG.replace_all(html, " [image] ")
 }
 
 /// Put `@` at the start of each `<at ...>` element's content.
@@ -67,6 +77,13 @@ fn mark_mentions(html: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::to_text;
+
+    #[test]
+    fn an_inline_image_is_named() {
+        let t = to_text("<p>rash on left arm</p><p><img src=\"https://graph.microsoft.com/v1.0/chats/x/messages/1/hostedContents/aWQ=/$value\" alt=\"\"></p>").unwrap();
+        assert_eq!(t, "rash on left arm\n\n[image]");
+        assert_eq!(to_text("<img src=x>").unwrap(), "[image]");
+    }
 
     #[test]
     fn tags_go_entities_decode_mentions_keep_their_text() {

@@ -109,10 +109,12 @@ enum Transform {
     EpochSeconds,
     HtmlToText,
     StripReplyFallback,
+    AdaptiveCardText,
 }
 
 impl Transform {
-    const NAMES: &'static str = "epoch-millis, epoch-seconds, html-to-text, strip-reply-fallback";
+    const NAMES: &'static str =
+        "epoch-millis, epoch-seconds, html-to-text, strip-reply-fallback, adaptive-card-text";
 
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -120,6 +122,7 @@ impl Transform {
             "epoch-seconds" => Self::EpochSeconds,
             "html-to-text" => Self::HtmlToText,
             "strip-reply-fallback" => Self::StripReplyFallback,
+            "adaptive-card-text" => Self::AdaptiveCardText,
             _ => return None,
         })
     }
@@ -151,7 +154,50 @@ impl Transform {
                 Value::String(s) => Ok(Value::String(strip_reply_fallback(s).to_owned())),
                 _ => Err("is not a string".into()),
             },
+            Self::AdaptiveCardText => {
+                let card = match v {
+                    // Graph gives the card as a JSON string.
+                    Value::String(s) => serde_json::from_str::<Value>(s)
+                        .map_err(|_| "is not an Adaptive Card (not JSON)".to_owned())?,
+                    Value::Object(_) => v.clone(),
+                    _ => return Err("is not an Adaptive Card".into()),
+                };
+                let mut lines = Vec::new();
+                card_text(&card, &mut lines, 0);
+                Ok(Value::String(lines.join("\n")))
+            }
         }
+    }
+}
+
+/// The text an Adaptive Card shows, in document order: `text` of TextBlocks
+/// and TextRuns, `title: value` of FactSet facts, `title` of actions and
+/// `label`/`placeholder` of inputs are not content and are left out. Nesting
+/// is bounded (the parser already bounds depth; this is a second guard).
+fn card_text(v: &Value, out: &mut Vec<String>, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(t)) = o.get("text")
+                && !t.trim().is_empty()
+            {
+                out.push(t.trim().to_owned());
+            }
+            if let (Some(Value::String(t)), Some(Value::String(val))) =
+                (o.get("title"), o.get("value"))
+            {
+                out.push(format!("{}: {}", t.trim(), val.trim()));
+            }
+            for (k, x) in o {
+                if k != "actions" && (x.is_object() || x.is_array()) {
+                    card_text(x, out, depth + 1);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| card_text(x, out, depth + 1)),
+        _ => {}
     }
 }
 
@@ -214,6 +260,9 @@ enum Source {
     /// Sub-fields of an object (patient, attachments), relative to the
     /// element (or the event when there is no `each`).
     Fields(Vec<(&'static str, Sub, Vec<Spec>)>),
+    /// Every value of every spec, as text, joined by the separator (a
+    /// message's text from its body and its cards).
+    Join(Vec<Spec>, String),
 }
 
 #[derive(Debug, Clone)]
@@ -641,6 +690,8 @@ fn spec(v: &toml::Value, kind: Kind) -> Result<Spec, String> {
         "each",
         "when",
         "transform",
+        "join",
+        "separator",
     ];
     if let Some(k) = t.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(format!("unknown key `{k}` (one of {})", KEYS.join(", ")));
@@ -666,14 +717,36 @@ fn spec(v: &toml::Value, kind: Kind) -> Result<Spec, String> {
                 .ok_or_else(|| format!("`transform` must be one of {}", Transform::NAMES))
         })
         .transpose()?;
-    let sources: Vec<&str> = ["path", "const", "template", "fields"]
+    let sources: Vec<&str> = ["path", "const", "template", "fields", "join"]
         .into_iter()
         .filter(|k| t.contains_key(*k))
         .collect();
     let [which] = sources.as_slice() else {
-        return Err("needs exactly one of `path`, `const`, `template`, `fields`".into());
+        return Err("needs exactly one of `path`, `const`, `template`, `fields`, `join`".into());
     };
+    if t.contains_key("separator") && *which != "join" {
+        return Err("`separator` is only for `join`".into());
+    }
     let source = match (*which, kind) {
+        ("join", Kind::Str) => {
+            let Some(toml::Value::Array(parts)) = t.get("join") else {
+                return Err("`join` must be a list of specs".into());
+            };
+            if parts.is_empty() {
+                return Err("`join` is an empty list".into());
+            }
+            let parts = parts
+                .iter()
+                .map(|p| spec(p, Kind::List).map_err(|m| format!("`join`: {m}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let sep = match t.get("separator") {
+                None => "\n".to_owned(),
+                Some(toml::Value::String(s)) => s.clone(),
+                Some(_) => return Err("`separator` must be a string".into()),
+            };
+            Source::Join(parts, sep)
+        }
+        ("join", _) => return Err("`join` is for a text field (one string)".into()),
         ("fields", Kind::Object(members) | Kind::Objects(members)) => {
             let Some(toml::Value::Table(sub)) = t.get("fields") else {
                 return Err("`fields` must be a table".into());
@@ -826,6 +899,7 @@ impl Field {
                 Source::Template(_) => "(template)".to_owned(),
                 Source::Const(_) => "(constant)".to_owned(),
                 Source::Fields(_) => "(fields)".to_owned(),
+                Source::Join(..) => "(join)".to_owned(),
             })
             .collect();
         all.join(" or ")
@@ -915,6 +989,21 @@ impl Spec {
                 Source::Const(c) => vec![c.clone()],
                 Source::Template(pieces) => template_value(pieces, scope).into_iter().collect(),
                 Source::Fields(_) => Vec::new(),
+                Source::Join(parts, sep) => {
+                    let mut texts = Vec::new();
+                    for p in parts {
+                        texts.extend(
+                            p.values(scope)?
+                                .iter()
+                                .filter_map(to_string)
+                                .filter(|t| !t.trim().is_empty()),
+                        );
+                    }
+                    match texts.is_empty() {
+                        true => Vec::new(),
+                        false => vec![Value::String(texts.join(sep))],
+                    }
+                }
             };
             for x in raw {
                 let x = match self.transform {

@@ -707,6 +707,14 @@ mod class_tests {
     }
 
     #[test]
+    fn not_patient_geo_uris() {
+        clean("house with blue door (geo:53.4794,-2.2453)");
+        clean("geo:51.50081234,-0.12472123,12.5;u=35 car park");
+        // A number after the place is still read.
+        names_b("geo:53.4794,-2.2453 999 246 8130");
+    }
+
+    #[test]
     fn not_patient_bleeps_and_extensions() {
         clean("bleep 2284, ext 45678, x4455");
     }
