@@ -173,6 +173,13 @@ pub struct Metrics {
     pub held: prometheus_client::metrics::gauge::Gauge,
     /// Age in seconds of the oldest held event (set at scrape time).
     pub oldest_held: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// End-to-end encrypted events, by platform: the bridge cannot read
+    /// them, so nothing of their room reaches the record. Any increase is an
+    /// alert (a room turned encryption on).
+    pub encrypted: prometheus_client::metrics::family::Family<
+        Vec<(String, String)>,
+        prometheus_client::metrics::counter::Counter,
+    >,
 }
 
 impl Metrics {
@@ -186,6 +193,7 @@ impl Metrics {
             event_lag: Histogram::new(exponential_buckets(0.01, 4.0, 14)),
             held: Default::default(),
             oldest_held: Default::default(),
+            encrypted: Default::default(),
             registry: Default::default(),
         };
         registry.register(
@@ -213,6 +221,11 @@ impl Metrics {
             "oldest_held_age_seconds",
             "Age of the oldest held event",
             m.oldest_held.clone(),
+        );
+        registry.register(
+            "encrypted_events",
+            "End-to-end encrypted events the bridge cannot read (nothing of their room reaches the record: alert on any)",
+            m.encrypted.clone(),
         );
         Self { registry, ..m }
     }

@@ -438,6 +438,14 @@ impl Run {
             let Some((ev, key, msg)) = dispatch(&sh, &mut recent, d).await? else {
                 continue;
             };
+            if matches!(sh.out, Output::DryRun(_)) {
+                // A dry run shows its decision lines in input order: each
+                // event is decided before the next is read (ignored and
+                // rejected lines are written as they are read).
+                let (pending, _) = process(&sh, ev, &key, msg.map(Box::new)).await?;
+                publish_outcomes(&sh, pending).await?;
+                continue;
+            }
             let idx = worker_of(&key, senders.len());
             if senders[idx]
                 .send(Work::Event(Box::new(ev), key, msg.map(Box::new)))
@@ -594,6 +602,9 @@ async fn dispatch(
     }
 }
 
+/// The reason a mapping gives an end-to-end encrypted event (`matrix.toml`).
+pub const ENCRYPTED: &str = "encrypted";
+
 /// A platform event that is not a chat message (room state, a system
 /// message, an event type no rule maps): decided `ignored` with the mapping's
 /// reason. Nothing is filed or dead-lettered; with AMQP an outcome event is
@@ -612,6 +623,13 @@ async fn ignore(
     // The event type is a checked token (mapping.rs), never content.
     debug!(line = d.seq, source = %sh.source_name, platform, event_type, reason = why, "ignored a platform event that is not a chat message");
     crate::ops::metrics().decided("ignored", Some(why));
+    if why == ENCRYPTED {
+        crate::ops::metrics()
+            .encrypted
+            .get_or_create(&vec![("platform".to_owned(), platform.to_owned())])
+            .inc();
+        warn!(line = d.seq, source = %sh.source_name, platform, "an end-to-end encrypted event: the bridge cannot read it, so nothing of its room reaches the record");
+    }
     if let Output::DryRun(w) = &sh.out {
         let line = serde_json::json!({"event_id": id, "outcome": "ignored", "patient": null,
             "identifiers": [], "task": null, "reason": why});

@@ -15,7 +15,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::amqp::{Rabbit, outcome_json, spawn_bridge, stop};
-use common::hfs::{Hfs, assert_communications, expected_communications, patients};
+use common::hfs::{Hfs, assert_communications, expected_communications, free_port, patients};
 use common::*;
 
 fn formats(rel: &str) -> std::path::PathBuf {
@@ -222,13 +222,23 @@ async fn amqp_format_header_selects_the_mapping_per_message_and_an_unknown_one_i
     let unknown = br#"{"id":"$x1","room":"!r","sender":"@s","sent_at":"2026-11-20T10:00:00Z","text":"hello"}"#.to_vec();
     r.publish_format(std::slice::from_ref(&unknown), "telegram")
         .await;
+    // An end-to-end encrypted event (the specification's m.room.encrypted shape).
+    let encrypted = br#"{"type":"m.room.encrypted","event_id":"$enc1","room_id":"!ward7:trust.example","sender":"@ada:trust.example","origin_server_ts":1795158349000,"content":{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgAEnACgAkLmt6qF84IK++J7UDH2Za1YVchHyprqTqsg","device_id":"RJYKSTBOIE","sender_key":"IlRMeOPX2e0MurIyfWEucYBRVOEEUMrOHqn/8mLqMjA","session_id":"X3lUlvLELLYxeTx4yOVu6UDpasGEVO0Jbu+QFnm0P6g"}}"#.to_vec();
+    r.publish_format(std::slice::from_ref(&encrypted), "matrix")
+        .await;
 
     let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut env = r.env();
+    env.push((
+        "RECORDBRIDGE_HEALTH__LISTEN".into(),
+        format!("127.0.0.1:{port}"),
+    ));
     let bridge = spawn_bridge(
         &r.url,
         &format!("dir:{}", tmp.path().join("out").display()),
         &tmp.path().join("ledger.db"),
-        &r.env(),
+        &env,
         Stdio::null(),
     );
     let want = expected();
@@ -243,12 +253,34 @@ async fn amqp_format_header_selects_the_mapping_per_message_and_an_unknown_one_i
         want.iter()
             .all(|(id, w)| last.get(id.as_str()) == Some(&w.0.as_str()))
             && last.get("$member1") == Some(&"ignored")
+            && last.get("$enc1") == Some(&"ignored")
             && evs.iter().any(|v| v["outcome"] == "rejected")
     };
     let got = r
         .collect_until(&listener, Duration::from_secs(120), done)
         .await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let o = stop(bridge);
+    // The encrypted event is counted apart (an alert), with its own reason.
+    assert!(
+        metrics.contains("recordbridge_encrypted_events_total{platform=\"matrix\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("recordbridge_events_total{outcome=\"ignored\",reason=\"encrypted\"} 1\n"),
+        "{metrics}"
+    );
+    let enc: Vec<_> = outcome_json(&got)
+        .into_iter()
+        .filter(|v| v["event_id"] == "$enc1")
+        .collect();
+    assert_eq!(enc.len(), 1);
+    assert_eq!(enc[0]["reason"], "encrypted");
     assert!(o.status.success(), "exit status {:?}", o.status);
     assert!(
         done(&got),
@@ -924,4 +956,57 @@ fn matrix_specification_shapes_are_filed_as_labelled() {
 #[test]
 fn graph_documentation_shapes_are_filed_as_labelled() {
     spec_shapes("teams/graph-shapes", "teams");
+}
+
+/// `--dry-run` writes decision lines in input order: ignored and rejected
+/// lines where they are read, not ahead of the events being decided.
+#[test]
+fn dry_run_keeps_input_order_with_ignored_and_rejected_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut body = String::new();
+    let mut want = Vec::new();
+    for (i, l) in std::fs::read_to_string(formats("matrix/spec-shapes.ndjson"))
+        .unwrap()
+        .lines()
+        .enumerate()
+    {
+        body.push_str(l);
+        body.push('\n');
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        want.push(Some(v["event_id"].as_str().unwrap().to_owned()));
+        if i % 5 == 2 {
+            body.push_str("{not json\n"); // rejected where it is read
+            want.push(None);
+        }
+    }
+    let path = tmp.path().join("in.ndjson");
+    std::fs::write(&path, body).unwrap();
+    let o = bin()
+        .args([
+            "run",
+            "--dry-run",
+            "--format",
+            "matrix",
+            "--source",
+            &src(&path),
+        ])
+        .args([
+            "--sink",
+            &format!("dir:{}", tmp.path().join("out").display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // First line of each event, in the order written (a held message that
+    // is filed later has a second line then).
+    let mut seen = HashSet::new();
+    let got: Vec<Option<String>> = lines(&o.stdout)
+        .into_iter()
+        .filter(|d| match d["event_id"].as_str() {
+            Some(id) => seen.insert(id.to_owned()),
+            None => true,
+        })
+        .map(|d| d["event_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(got, want);
 }
