@@ -708,8 +708,11 @@ fn validate_bundles(dir: &Path) {
 /// and keeps its facts); the final record of each message carries what its
 /// label says and lacks what it must not show; partOf and inResponseTo point
 /// at the thread root's and the replied-to message's Communication; both
-/// validators accept every bundle.
-fn spec_shapes(file: &str, format: &str) {
+/// validators accept every bundle. With `only`, the decisions and records
+/// checked are those of that item of issue 16 (a record belongs to its own
+/// line's item and to the items of the edits and redactions that target it).
+fn spec_shapes(file: &str, format: &str, only: Option<u64>) {
+    let mine = |items: &[u64]| only.is_none_or(|n| items.contains(&n));
     let events = read_lines(&formats(&format!("{file}.ndjson")));
     let labels = read_lines(&formats(&format!("{file}.labels.ndjson")));
     assert_eq!(events.len(), labels.len());
@@ -773,6 +776,9 @@ fn spec_shapes(file: &str, format: &str) {
             .or(e["event_id"].as_str())
             .unwrap()
             .to_owned();
+        if !mine(&[l["item"].as_u64().unwrap()]) {
+            continue;
+        }
         let d = last.get(&id).or_else(|| last.get(&raw));
         let got = d.map(|d| (d["outcome"].clone(), d["patient"]["value"].clone()));
         let want = (l["expect"].clone(), l["patient"].clone());
@@ -857,10 +863,26 @@ fn spec_shapes(file: &str, format: &str) {
         .filter_map(|e| Some((e["id"].as_str()?, e)))
         .collect();
     let mut links = 0;
+    let mut checked = 0;
     for (e, l) in events.iter().zip(&labels) {
         let Some(rec) = l.get("record").filter(|r| !r.is_null()) else {
             continue;
         };
+        let me = v1[&l["line"].as_u64().unwrap()]["id"].clone();
+        let items: Vec<u64> = labels
+            .iter()
+            .filter(|o| {
+                *o == l
+                    || v1
+                        .get(&o["line"].as_u64().unwrap())
+                        .is_some_and(|x| x["target"] == me)
+            })
+            .map(|o| o["item"].as_u64().unwrap())
+            .collect();
+        if !mine(&items) {
+            continue;
+        }
+        checked += 1;
         let raw = e["id"]
             .as_str()
             .or(e["event_id"].as_str())
@@ -941,21 +963,87 @@ fn spec_shapes(file: &str, format: &str) {
         );
         links += usize::from(root.is_some()) + usize::from(reply.is_some());
     }
+    if only.is_none() {
+        assert!(
+            links >= 3,
+            "{file}: the fixture links messages to thread roots and replies"
+        );
+    }
+    let n = only.map_or(1, |n| labels.iter().filter(|l| l["item"] == n).count());
     assert!(
-        links >= 3,
-        "{file}: the fixture links messages to thread roots and replies"
+        n > 0 && (checked > 0 || only.is_some()),
+        "{file}: item {only:?} has lines"
     );
     validate_bundles(&out);
 }
 
 #[test]
 fn matrix_specification_shapes_are_filed_as_labelled() {
-    spec_shapes("matrix/spec-shapes", "matrix");
+    spec_shapes("matrix/spec-shapes", "matrix", None);
 }
 
 #[test]
 fn graph_documentation_shapes_are_filed_as_labelled() {
-    spec_shapes("teams/graph-shapes", "teams");
+    spec_shapes("teams/graph-shapes", "teams", None);
+}
+
+const MATRIX: (&str, &str) = ("matrix/spec-shapes", "matrix");
+const TEAMS: (&str, &str) = ("teams/graph-shapes", "teams");
+
+fn item(files: &[(&str, &str)], n: u64) {
+    for (file, format) in files {
+        spec_shapes(file, format, Some(n));
+    }
+}
+
+#[test]
+fn item01_an_edit_by_another_sender_leaves_the_record_as_it_was() {
+    item(&[MATRIX], 1);
+}
+
+#[test]
+fn item02_graph_deletions_without_sender_or_body_withdraw_the_record() {
+    item(&[TEAMS], 2);
+}
+
+#[test]
+fn item03_a_message_first_seen_already_edited_is_filed_with_its_content() {
+    item(&[TEAMS], 3);
+}
+
+#[test]
+fn item04_replies_outside_a_thread_join_the_conversation_they_answer() {
+    item(&[MATRIX, TEAMS], 4);
+}
+
+#[test]
+fn item06_what_was_said_is_carried_never_an_empty_record() {
+    item(&[MATRIX, TEAMS], 6);
+}
+
+#[test]
+fn item07_attachment_urls_and_content_types_are_valid_fhir() {
+    item(&[TEAMS], 7);
+}
+
+#[test]
+fn item08_a_withdrawn_record_keeps_time_sender_and_links() {
+    item(&[MATRIX], 8);
+}
+
+#[test]
+fn item11_only_a_replys_own_fallback_quote_is_removed() {
+    item(&[MATRIX], 11);
+}
+
+#[test]
+fn item12_edits_and_redactions_from_another_room_are_not_applied() {
+    item(&[MATRIX], 12);
+}
+
+#[test]
+fn item13_an_encrypted_event_is_ignored_as_encrypted() {
+    item(&[MATRIX], 13);
 }
 
 /// `--dry-run` writes decision lines in input order: ignored and rejected
