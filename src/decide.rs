@@ -25,7 +25,7 @@ use serde::Serialize;
 pub mod task;
 
 use crate::event::{ChatEvent, EventKind};
-use crate::identify::thread::{FiledMeta, Held, ThreadState, near_miss};
+use crate::identify::thread::{FiledMeta, Held, ThreadState, Version, near_miss};
 use crate::identify::{Found, Identifier};
 use task::{Status, TaskChange, TaskRules, TaskState};
 
@@ -72,6 +72,12 @@ pub mod reason {
     pub const NOT_SENDER: &str = "edit-not-by-sender";
     pub const REDACTED: &str = "redacted";
     pub const REACTION: &str = "reaction";
+    /// A redacted edit that is not the message's shown content (a later
+    /// edit replaced it): the record does not change.
+    pub const EDIT_SUPERSEDED: &str = "edit-superseded";
+    /// A redacted edit whose earlier content is no longer kept (hold
+    /// window passed): a person restores the record.
+    pub const REVERT_UNAVAILABLE: &str = "revert-unavailable";
     /// A reviewer discarded the quarantined event.
     pub const DISCARDED: &str = "discarded";
 }
@@ -86,7 +92,13 @@ pub enum Write {
     },
     /// An edit: the target's Communication replaced by one with the edited
     /// content (a new version; the old text stays in the server's history).
-    Edit { target: String, meta: FiledMeta },
+    Edit {
+        target: String,
+        meta: FiledMeta,
+        /// The content to show, when it is not the deciding event's (a
+        /// redacted edit brings back the version before it).
+        content: Option<Box<Version>>,
+    },
     /// Mark the target's Communication entered-in-error and remove its
     /// payload; its time, sender and thread links stay (`meta`, absent for
     /// messages filed before they were kept).
@@ -196,6 +208,11 @@ pub struct Step {
 /// they are quarantined `ambiguous` for review instead (nothing lost).
 pub fn expire(mut state: ThreadState, now: DateTime<Utc>) -> Step {
     let mut decisions = Vec::new();
+    // Content kept to revert edits goes when its window has passed.
+    state.versions.retain(|_, vs| {
+        vs.retain(|v| v.kept_until.is_none_or(|t| t > now));
+        !vs.is_empty()
+    });
     if state.held.iter().any(|h| h.expires_at <= now) {
         let (gone, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut state.held)
             .into_iter()
@@ -224,6 +241,7 @@ pub fn resolve(
 ) -> Step {
     state.add_patient(&patient);
     let d = file(&mut state, event, patient, Vec::new(), policy);
+    keep_until(&mut state, Utc::now() + policy.hold_window);
     Step {
         decisions: vec![d],
         state,
@@ -275,7 +293,15 @@ pub fn decide(
         EventKind::Redaction => redaction(&mut state, event, &mut decisions),
         EventKind::Reaction => reaction(&mut state, event, found, policy, &mut decisions),
     }
+    keep_until(&mut state, now + policy.hold_window);
     Step { decisions, state }
+}
+
+/// Content versions recorded by this step are kept until `until`.
+fn keep_until(state: &mut ThreadState, until: DateTime<Utc>) {
+    for v in state.versions.values_mut().flatten() {
+        v.kept_until.get_or_insert(until);
+    }
 }
 
 /// May `event` act on its target? Edits, redactions and reactions must come
@@ -536,6 +562,9 @@ fn file(
             sender: Some(event.sender.clone()),
         },
     );
+    state
+        .versions
+        .insert(event.id.clone(), vec![Version::of(&event)]);
     let mut d = Decision::new(event, Outcome::Filed, None, ids);
     d.patient = Some(patient);
     d.write = Some(Write::Communication {
@@ -665,7 +694,17 @@ fn file_edit(
         task,
         created,
     });
-    d.write = Some(Write::Edit { target, meta });
+    state
+        .versions
+        .entry(target.clone())
+        .or_default()
+        .push(Version::of(&d.event));
+    state.edits.insert(d.event.id.clone(), target.clone());
+    d.write = Some(Write::Edit {
+        target,
+        meta,
+        content: None,
+    });
     d
 }
 
@@ -776,9 +815,13 @@ fn redaction(state: &mut ThreadState, event: ChatEvent, out: &mut Vec<Decision>)
             });
         }
         state.redacted.insert(target.clone());
+        // Its content is withdrawn: nothing of it is kept to revert to.
+        state.versions.remove(&target);
         let meta = state.meta.get(&target).cloned();
         d.write = Some(Write::Redact { target, meta });
         out.push(d);
+    } else if let Some(message) = state.edits.remove(&target) {
+        redact_edit(state, event, target, message, out);
     } else if state.held.iter().any(|h| h.event.id == target) {
         // Redacted before filing: its content (and held edits of it) is deleted.
         let (gone, kept): (Vec<Held>, Vec<Held>) =
@@ -807,6 +850,60 @@ fn redaction(state: &mut ThreadState, event: ChatEvent, out: &mut Vec<Decision>)
             Some(reason::TARGET_NOT_FILED),
             Vec::new(),
         ));
+    }
+}
+
+/// Redaction of the applied edit `edit` of `message`: the message shows the
+/// content it had before that edit again, as a new version of its
+/// Communication (Matrix: a redacted replacement is not shown). An edit that
+/// a later edit had already replaced changes nothing; when the earlier
+/// content is no longer kept, a person restores the record (quarantine).
+fn redact_edit(
+    state: &mut ThreadState,
+    event: ChatEvent,
+    edit: String,
+    message: String,
+    out: &mut Vec<Decision>,
+) {
+    let patient = state.filed.get(&message).cloned();
+    let meta = state.meta.get(&message).cloned();
+    let versions = state.versions.entry(message.clone()).or_default();
+    let at = versions
+        .iter()
+        .position(|v| v.edit.as_deref() == Some(&edit));
+    let shown = at.is_some_and(|i| i + 1 == versions.len());
+    if let Some(i) = at {
+        versions.remove(i);
+    }
+    let before = versions.last().cloned();
+    if versions.is_empty() {
+        state.versions.remove(&message);
+    }
+    let redacted = state.redacted.contains(&message);
+    let superseded = redacted || (at.is_some() && !shown);
+    match (patient, meta, before) {
+        _ if superseded => out.push(Decision::new(
+            event,
+            Outcome::Ignored,
+            Some(reason::EDIT_SUPERSEDED),
+            Vec::new(),
+        )),
+        (Some(p), Some(meta), Some(v)) if at.is_some() => {
+            let mut d = Decision::new(event, Outcome::Filed, None, Vec::new());
+            d.patient = Some(p);
+            d.write = Some(Write::Edit {
+                target: message,
+                meta,
+                content: Some(Box::new(v)),
+            });
+            out.push(d);
+        }
+        _ => out.push(Decision::new(
+            event,
+            Outcome::Quarantined,
+            Some(reason::REVERT_UNAVAILABLE),
+            Vec::new(),
+        )),
     }
 }
 

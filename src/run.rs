@@ -412,7 +412,7 @@ impl Run {
                         continue;
                     }
                     let mut failed = false;
-                    for key in sh.ledger.threads_with_expired_holds(Utc::now()).await? {
+                    for key in threads_to_sweep(&sh, Utc::now()).await? {
                         let idx = worker_of(&key, senders.len());
                         failed |= senders[idx].send(Work::Expire(key)).await.is_err();
                     }
@@ -1274,17 +1274,34 @@ fn fail(d: &mut Decision, e: WriteError) -> anyhow::Result<()> {
 /// Expire held content past its window in every thread.
 async fn sweep(sh: &Shared, now: DateTime<Utc>) -> anyhow::Result<Vec<Pending>> {
     let mut pending = Vec::new();
-    for key in sh.ledger.threads_with_expired_holds(now).await? {
+    for key in threads_to_sweep(sh, now).await? {
         pending.extend(expire_thread(sh, &key, now).await?);
     }
     Ok(pending)
 }
 
+/// Threads with held content past its window, or with kept message content
+/// past its window (no decision since then).
+async fn threads_to_sweep(sh: &Shared, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+    let mut keys = sh.ledger.threads_with_expired_holds(now).await?;
+    let before = now
+        .checked_sub_signed(sh.policy.hold_window)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    for k in sh.ledger.threads_with_old_content(before).await? {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    Ok(keys)
+}
+
 /// Delete one thread's expired held content, recording the outcomes.
 async fn expire_thread(sh: &Shared, key: &str, now: DateTime<Utc>) -> anyhow::Result<Vec<Pending>> {
     let state = sh.ledger.load_thread(key).await?;
+    let kept = |s: &ThreadState| s.versions.values().map(Vec::len).sum::<usize>();
+    let before = kept(&state);
     let step = decide::expire(state, now);
-    if step.decisions.is_empty() {
+    if step.decisions.is_empty() && kept(&step.state) == before {
         return Ok(Vec::new());
     }
     debug!(

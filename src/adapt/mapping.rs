@@ -232,6 +232,9 @@ enum Test {
     NotEquals(Value),
     In(Vec<Value>),
     Exists(bool),
+    /// The value differs from the value at another path (absent counts as
+    /// different): a Matrix caption is a `body` that is not the `filename`.
+    DiffersFrom(Path),
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +251,10 @@ impl Cond {
             Test::NotEquals(x) => !vals.contains(&x),
             Test::In(xs) => vals.iter().any(|v| xs.contains(v)),
             Test::Exists(b) => vals.is_empty() != *b,
+            Test::DiffersFrom(other) => {
+                let o = other.eval(v);
+                !vals.is_empty() && vals != o
+            }
         }
     }
 }
@@ -867,7 +874,7 @@ fn condition(v: &toml::Value) -> Result<Cond, String> {
     let tests: Vec<&String> = t.keys().filter(|k| *k != "path").collect();
     let [op] = tests.as_slice() else {
         return Err(
-            "a condition needs exactly one of `equals`, `not_equals`, `in`, `exists`".into(),
+            "a condition needs exactly one of `equals`, `not_equals`, `in`, `exists`, `differs_from`".into(),
         );
     };
     let arg = &t[op.as_str()];
@@ -879,9 +886,12 @@ fn condition(v: &toml::Value) -> Result<Cond, String> {
             _ => return Err("`in` must be a list".into()),
         },
         "exists" => Test::Exists(arg.as_bool().ok_or("`exists` must be true or false")?),
+        "differs_from" => Test::DiffersFrom(Path::parse(
+            arg.as_str().ok_or("`differs_from` must be a path string")?,
+        )?),
         other => {
             return Err(format!(
-                "unknown test `{other}` (one of equals, not_equals, in, exists)"
+                "unknown test `{other}` (one of equals, not_equals, in, exists, differs_from)"
             ));
         }
     };

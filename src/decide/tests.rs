@@ -814,3 +814,94 @@ fn an_edit_not_applied_still_counts_what_it_names() {
     t.put(ev("$3", Some("$1"), "bloods sent"));
     assert_eq!(t.last("$3"), quarantined(reason::AMBIGUOUS));
 }
+
+fn shown(d: &Decision) -> Option<String> {
+    match &d.write {
+        Some(Write::Edit {
+            content: Some(v), ..
+        }) => v.text.clone(),
+        Some(Write::Edit { content: None, .. }) => d.event.text.clone(),
+        _ => None,
+    }
+}
+
+#[test]
+fn redacting_the_shown_edit_brings_back_the_content_before_it() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A} HR 112")));
+    t.put(act("edit", "$2", "$1", "$1", "HR 142"));
+    t.put(act("edit", "$3", "$1", "$1", "HR 150"));
+    // The latest edit redacted: the message shows the edit before it.
+    let d = t.put(from(
+        act("redaction", "$r3", "$1", "$3", ""),
+        "!r",
+        "@moderator",
+    ));
+    assert_eq!(t.last("$r3"), filed(A));
+    assert!(matches!(&d[0].write, Some(Write::Edit { target, .. }) if target == "$1"));
+    assert_eq!(shown(&d[0]).as_deref(), Some("HR 142"));
+    // The content shown is the original sender's, whoever redacted.
+    let Some(Write::Edit {
+        content: Some(v), ..
+    }) = &d[0].write
+    else {
+        panic!()
+    };
+    assert_eq!(v.sender, "@a");
+    // That one redacted too: the message as sent.
+    let d = t.put(act("redaction", "$r2", "$1", "$2", ""));
+    assert_eq!(shown(&d[0]).as_deref(), Some(&*format!("pt {A} HR 112")));
+}
+
+#[test]
+fn redacting_an_edit_a_later_edit_replaced_changes_nothing() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A} HR 112")));
+    t.put(act("edit", "$2", "$1", "$1", "HR 142"));
+    t.put(act("edit", "$3", "$1", "$1", "HR 150"));
+    let d = t.put(act("redaction", "$r2", "$1", "$2", ""));
+    assert_eq!(d[0].write, None);
+    assert_eq!(
+        t.last("$r2"),
+        (Outcome::Ignored, Some(reason::EDIT_SUPERSEDED.into()), None)
+    );
+    // Now the shown edit goes: back to the message as sent, not to $2.
+    let d = t.put(act("redaction", "$r3", "$1", "$3", ""));
+    assert_eq!(shown(&d[0]).as_deref(), Some(&*format!("pt {A} HR 112")));
+}
+
+#[test]
+fn content_kept_to_revert_goes_after_the_window_and_then_a_person_restores() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A} HR 112")));
+    t.put(act("edit", "$2", "$1", "$1", "HR 142"));
+    assert!(!t.state.versions.is_empty());
+    assert!(
+        format!("{:?}", t.state).contains("Version")
+            && !format!("{:?}", t.state).contains("HR 142"),
+        "no content in Debug"
+    );
+    let later = now() + Duration::hours(73);
+    let d = t.at(act("redaction", "$r2", "$1", "$2", ""), later);
+    assert!(
+        t.state.versions.is_empty(),
+        "content dropped after the window"
+    );
+    assert_eq!(d[0].write, None);
+    assert_eq!(t.last("$r2"), quarantined(reason::REVERT_UNAVAILABLE));
+}
+
+#[test]
+fn redacting_a_message_drops_what_was_kept_of_it() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A} HR 112")));
+    t.put(act("edit", "$2", "$1", "$1", "HR 142"));
+    t.put(act("redaction", "$r1", "$1", "$1", ""));
+    assert!(t.state.versions.is_empty());
+    let d = t.put(act("redaction", "$r2", "$1", "$2", ""));
+    assert_eq!(d[0].write, None, "a withdrawn message is not brought back");
+    assert_eq!(
+        t.last("$r2"),
+        (Outcome::Ignored, Some(reason::EDIT_SUPERSEDED.into()), None)
+    );
+}

@@ -45,6 +45,15 @@ pub struct ThreadState {
     /// names another place of the same kind may be about someone else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<String>,
+    /// What each filed message said, version by version (the message as sent,
+    /// then each applied edit), so that redacting an edit can bring back the
+    /// content before it (Matrix: a redacted replacement is no longer shown).
+    /// Content: kept only for the hold window (`kept_until`), then dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, Vec<Version>>,
+    /// Applied edits: edit event id → the message it edited (ids only, kept).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub edits: BTreeMap<String, String>,
     /// Events waiting for the thread to name its patient (not serialised with the state).
     #[serde(skip)]
     pub held: Vec<Held>,
@@ -68,6 +77,50 @@ pub struct FiledMeta {
     pub sender: Option<String>,
 }
 
+/// One version of a filed message's content. Its Debug shows no content.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// The edit that made this version; `None`: the message as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<String>,
+    pub sender: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::event::Attachment>,
+    /// When the content is dropped (set when the decision is made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_until: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Version")
+            .field("edit", &self.edit)
+            .field("kept_until", &self.kept_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Version {
+    /// The content `e` carries, made by `e` when it is an edit.
+    pub fn of(e: &ChatEvent) -> Self {
+        Self {
+            edit: (e.kind == crate::event::EventKind::Edit).then(|| e.id.clone()),
+            sender: e.sender.clone(),
+            sender_name: e.sender_name.clone(),
+            text: e.text.clone(),
+            mentions: e.mentions.clone(),
+            attachments: e.attachments.clone(),
+            kept_until: None,
+        }
+    }
+}
+
 /// A held event and when its content must be deleted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Held {
@@ -82,6 +135,7 @@ impl ThreadState {
         self.filed.remove(event_id);
         self.meta.remove(event_id);
         self.tasks.remove(event_id);
+        self.versions.remove(event_id);
         if self.first_filed.as_deref() == Some(event_id) {
             self.first_filed = None;
         }

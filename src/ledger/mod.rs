@@ -464,6 +464,23 @@ impl Ledger {
         Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
     }
 
+    /// Threads last decided before `before` whose state still keeps message
+    /// content (versions to revert a redacted edit to): all of it is past
+    /// its window, and the sweep drops it.
+    pub async fn threads_with_old_content(
+        &self,
+        before: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query(q(
+            self.pg,
+            "SELECT thread_key FROM threads WHERE updated_at <= ? AND state LIKE '%\"kept_until\"%'",
+        ))
+        .bind(ts(before))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
     /// Quarantine items, optionally only those with `status`.
     pub async fn quarantine_list(
         &self,

@@ -82,7 +82,7 @@ fn typed_bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
                 part_of: part_of.as_deref(),
                 in_response_to: in_response_to.as_deref(),
             };
-            let c = communication(d, patient, &links, ctx);
+            let c = communication(d, patient, &links, None, ctx);
             let full = urn_uuid(&e.event_key());
             let cond = communication_criterion(&e.platform, &e.id);
             entries.push(Some(entry(
@@ -101,14 +101,17 @@ fn typed_bundle(d: &Decision, ctx: &RecordCtx<'_>) -> Option<Bundle> {
         // Both replace the target's Communication by a conditional update.
         Write::Edit { target, .. } | Write::Redact { target, .. } => {
             let (c, activity) = match write {
-                Write::Edit { meta, .. } => {
+                Write::Edit { meta, content, .. } => {
                     let links = Links {
                         id: target,
                         sent: meta.sent,
                         part_of: meta.part_of.as_deref(),
                         in_response_to: meta.in_response_to.as_deref(),
                     };
-                    (communication(d, patient, &links, ctx), UPDATE)
+                    (
+                        communication(d, patient, &links, content.as_deref(), ctx),
+                        UPDATE,
+                    )
                 }
                 Write::Redact { meta, .. } => {
                     (redacted(d, target, meta.as_ref(), patient, ctx), NULLIFY)

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::decide::Decision;
 use crate::identify::Identifier;
-use crate::identify::thread::FiledMeta;
+use crate::identify::thread::{FiledMeta, Version};
 
 /// Which Communication and its links into the thread. For an edit, `id` and
 /// `sent` are those of the edited message.
@@ -54,16 +54,21 @@ fn valid_url(u: &str) -> Option<String> {
 }
 
 /// The Communication of a filed message, or its replacement after an edit.
+///
+/// `content`: what the message shows, when it is not what the deciding event
+/// carries (a redacted edit brings back the version before it).
 pub fn communication(
     d: &Decision,
     patient: &Identifier,
     links: &Links<'_>,
+    content: Option<&Version>,
     ctx: &RecordCtx<'_>,
 ) -> Communication {
     let e = &d.event;
     let platform = &e.platform;
+    let shown = content.cloned().unwrap_or_else(|| Version::of(e));
     let mut payload = Vec::new();
-    if let Some(text) = e.text.as_deref().filter(|t| !t.is_empty()) {
+    if let Some(text) = shown.text.as_deref().filter(|t| !t.is_empty()) {
         payload.push(Some(
             CommunicationPayload::builder()
                 .content(CommunicationPayloadContent::String(text.to_owned()))
@@ -71,7 +76,7 @@ pub fn communication(
                 .expect("payload content set"),
         ));
     }
-    for a in &e.attachments {
+    for a in &shown.attachments {
         let mut att = Attachment::builder()
             .build()
             .expect("attachment has no required fields");
@@ -102,7 +107,7 @@ pub fn communication(
         ));
     }
     let users = user_system(platform);
-    let recipients = e
+    let recipients = shown
         .mentions
         .iter()
         .map(|m| Some(logical_ref("Practitioner", &users, m, None)))
@@ -118,8 +123,8 @@ pub fn communication(
         .sender(logical_ref(
             "Practitioner",
             &users,
-            &e.sender,
-            e.sender_name.as_deref(),
+            &shown.sender,
+            shown.sender_name.as_deref(),
         ))
         .recipient(recipients)
         .payload(payload)
