@@ -824,6 +824,16 @@ fn spec_shapes(file: &str, format: &str, only: Option<u64>) {
     let prefix = format!("urn:chat:{format}:");
     let mut records: HashMap<String, serde_json::Value> = HashMap::new();
     for b in &bs {
+        // R4: only a POST may leave out its entry's fullUrl.
+        for e in b["entry"].as_array().unwrap() {
+            assert!(
+                e["fullUrl"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("urn:uuid:")),
+                "{file}: an entry without fullUrl: {}",
+                e["request"]
+            );
+        }
         for c in b["entry"]
             .as_array()
             .unwrap()
