@@ -433,3 +433,40 @@ fn digits_after_keyword(work: &str, from: usize) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{glued_to_digits, run_on};
+
+    #[test]
+    fn a_match_is_glued_when_a_joiner_and_a_digit_touch_either_end() {
+        // Before: "12/3" with the match "3".
+        assert!(glued_to_digits("12/3 x", 3..4));
+        // After: "3/12" with the match "3".
+        assert!(glued_to_digits("3/12 x", 0..1));
+        for j in [".", "-", ":"] {
+            assert!(glued_to_digits(&format!("x 5{j}9"), 2..3), "{j}");
+        }
+        // A joiner without a digit beyond it, or a digit without a joiner: not glued.
+        assert!(!glued_to_digits("a/3 x", 2..3));
+        assert!(!glued_to_digits("x 3/a", 2..3));
+        assert!(!glued_to_digits("1 3 1", 2..3));
+        // At the very ends of the text (no byte beyond the joiner).
+        assert!(!glued_to_digits("3/", 0..1));
+        assert!(!glued_to_digits("/3", 1..2));
+        assert!(glued_to_digits("3/4", 0..1));
+    }
+
+    #[test]
+    fn a_chain_runs_on_over_separated_digit_groups_only() {
+        assert_eq!(run_on("12 345 6789 x", 2), 11);
+        assert_eq!(run_on("12 - 345", 2), 8);
+        // Separators with no digits after them are not part of the chain.
+        assert_eq!(run_on("12 x", 2), 2);
+        assert_eq!(run_on("12 -", 2), 2);
+        // Four separators are too many.
+        assert_eq!(run_on("12    345", 2), 2);
+        // Letters end it.
+        assert_eq!(run_on("12a345", 2), 2);
+    }
+}
