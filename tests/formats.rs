@@ -794,6 +794,22 @@ fn spec_shapes(file: &str, format: &str, only: Option<u64>) {
             );
             continue;
         }
+        // An ignored event's label may say why; the reason must say the same.
+        let why = l["why"].as_str().and_then(|w| match w {
+            "encrypted" => Some("encrypted"),
+            "edit-by-other-sender" => Some("edit-not-by-sender"),
+            "other-room" => Some("target-in-other-room"),
+            "state" => Some("state-event"),
+            _ => None,
+        });
+        if let (Some(why), Some(d)) = (why, d)
+            && d["reason"] != why
+        {
+            wrong.push(format!(
+                "line {}: reason {} not {why}",
+                l["line"], d["reason"]
+            ));
+        }
         if got.as_ref() != Some(&want) {
             wrong.push(format!(
                 "line {} (item {}): {:?} not {want:?} ({})",
