@@ -207,6 +207,38 @@ async fn report_and_reconcile_inputs(l: &Ledger) {
     );
 }
 
+/// Content kept to revert edits (thread state `versions`) is found by the
+/// sweep once the thread has been idle for the window, and dropped by
+/// `expire` then; a thread without kept content is not listed.
+async fn kept_content_is_swept_after_the_window(l: &Ledger) {
+    put(l, ev("$1", None, &format!("pt {A} HR 112")), false).await;
+    put(l, ev("$9", None, "nothing identifying"), false).await;
+    let key = ev("$1", None, "").thread_key();
+    let state = l.load_thread(&key).await.unwrap();
+    assert!(
+        state.versions.contains_key("$1"),
+        "the filed message's content is kept"
+    );
+    let window = Policy::default().hold_window;
+    // Not yet: the thread was decided at now().
+    let before = now() - chrono::Duration::seconds(1);
+    assert!(l.threads_with_old_content(before).await.unwrap().is_empty());
+    let later = now() + window + chrono::Duration::seconds(1);
+    let listed = l.threads_with_old_content(later - window).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![key.clone()],
+        "only the thread that keeps content"
+    );
+    let step = decide::expire(state, later);
+    assert!(step.state.versions.is_empty());
+    l.commit(&key, &step.state, &step.decisions, &[], later)
+        .await
+        .unwrap();
+    assert!(l.threads_with_old_content(later).await.unwrap().is_empty());
+    assert!(l.load_thread(&key).await.unwrap().versions.is_empty());
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -241,6 +273,7 @@ both!(
     outbox_keeps_outcomes_until_published,
     quarantine_review_is_transactional_and_audited,
     report_and_reconcile_inputs,
+    kept_content_is_swept_after_the_window,
 );
 
 /// The binary with a PostgreSQL ledger: the fixture chat decides exactly as
