@@ -17,7 +17,6 @@
 //! down stalls the affected threads (readiness goes false) instead of stopping
 //! the bridge, and nothing is acknowledged until it is back.
 
-use crate::config::SettingError;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
@@ -31,7 +30,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, SinkSpec, SourceSpec};
+use crate::config::{Config, SettingError, SinkSpec, SourceSpec};
 use crate::decide::{self, Decision, Outcome, Policy, reason};
 use crate::event::{ChatEvent, EventKind};
 use crate::identify::Identify;
