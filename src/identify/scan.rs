@@ -468,5 +468,7 @@ mod tests {
         assert_eq!(run_on("12    345", 2), 2);
         // Letters end it.
         assert_eq!(run_on("12a345", 2), 2);
+        // It goes on only across a separator, never from inside a digit run.
+        assert_eq!(run_on("12345", 2), 2);
     }
 }
