@@ -436,7 +436,54 @@ fn digits_after_keyword(work: &str, from: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{glued_to_digits, run_on};
+    use super::{any_valid_window, glued_to_digits, labelled_as_not_patient, run_on, sets_apart};
+
+    #[test]
+    fn a_valid_nhs_number_is_found_whole_or_in_consecutive_whole_groups() {
+        assert!(any_valid_window("9994321536"));
+        assert!(any_valid_window("999 432 1536"));
+        assert!(any_valid_window("12 9994321536"));
+        assert!(any_valid_window("12 999 432 1536 7"));
+        assert!(!any_valid_window("9994321537"), "check digit fails");
+        assert!(!any_valid_window("12 34"));
+        // Groups are whole: a window never starts inside one.
+        assert!(!any_valid_window("19994321536"));
+    }
+
+    #[test]
+    fn a_match_is_set_apart_only_when_it_cuts_no_longer_number() {
+        // Nothing follows, or a letter does.
+        assert!(sets_apart("bed 12", 4..6));
+        assert!(sets_apart("bed 12 please", 4..6));
+        // A whole NHS number follows by itself.
+        assert!(sets_apart("bed 12 9994321536", 4..6));
+        assert!(sets_apart("bed 12 999 432 1536", 4..6));
+        // What follows is a piece of one longer number: not set apart.
+        assert!(!sets_apart("bed 999 432 1536", 4..7));
+        assert!(!sets_apart("bed 12 34", 4..6));
+        // The match stops inside a number, or holds no digit.
+        assert!(!sets_apart("bed 123", 4..6));
+        assert!(!sets_apart("bed 12", 0..3));
+        // More than three separators: what follows is apart.
+        assert!(sets_apart("bed 12    34", 4..6));
+    }
+
+    #[test]
+    fn a_number_right_after_a_bleep_phone_or_reference_label_is_labelled() {
+        for l in ["bleep ", "ext: ", "Phone # ", "ref. ", "x"] {
+            let t = format!("{l}999 246 8130");
+            assert!(labelled_as_not_patient(&t, l.len()), "{l:?}");
+        }
+        for l in ["pt ", "NHS ", "reference ", "bleep 1234 then "] {
+            let t = format!("{l}999 246 8130");
+            assert!(!labelled_as_not_patient(&t, l.len()), "{l:?}");
+        }
+        // A label further back than 24 bytes is not looked at (nor a cut inside a character).
+        let far = format!("bleep{}999", " ".repeat(30));
+        assert!(!labelled_as_not_patient(&far, far.len() - 3));
+        let multi = format!("é{}", "b".repeat(30));
+        assert!(!labelled_as_not_patient(&multi, multi.len()));
+    }
 
     #[test]
     fn a_match_is_glued_when_a_joiner_and_a_digit_touch_either_end() {
