@@ -436,7 +436,34 @@ fn digits_after_keyword(work: &str, from: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{any_valid_window, glued_to_digits, labelled_as_not_patient, run_on, sets_apart};
+    use super::{
+        any_valid_window, glued_to_digits, labelled_as_not_patient, loose_chain, max_group, run_on,
+        sets_apart,
+    };
+
+    #[test]
+    fn a_loose_chain_joins_digits_across_short_gaps_of_punctuation() {
+        // "12|34" with a gap of one: one chain of four digits.
+        assert_eq!(loose_chain("12|34 x", 0, 2), (5, vec![0, 1, 3, 4]));
+        // A gap as long as `max_gap` joins; one longer does not.
+        assert_eq!(loose_chain("1--2", 0, 2), (4, vec![0, 3]));
+        assert_eq!(loose_chain("1---2", 0, 2), (1, vec![0]));
+        // A letter ends the chain, and so does the end of the text.
+        assert_eq!(loose_chain("12a34", 0, 3), (2, vec![0, 1]));
+        assert_eq!(loose_chain("12 ", 0, 3), (2, vec![0, 1]));
+        // Multi-byte punctuation counts as one character of the gap.
+        assert_eq!(loose_chain("1–2", 0, 1), (5, vec![0, 4]));
+        // It starts where it is told.
+        assert_eq!(loose_chain("9 12", 2, 1), (4, vec![2, 3]));
+    }
+
+    #[test]
+    fn the_largest_group_is_the_longest_run_of_adjacent_digits() {
+        assert_eq!(max_group(&[]), 0);
+        assert_eq!(max_group(&[0, 1, 3, 4, 5]), 3);
+        assert_eq!(max_group(&[0, 2, 4]), 1);
+        assert_eq!(max_group(&[5, 6, 7, 8, 20, 21]), 4);
+    }
 
     #[test]
     fn a_valid_nhs_number_is_found_whole_or_in_consecutive_whole_groups() {
