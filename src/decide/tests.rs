@@ -905,3 +905,25 @@ fn redacting_a_message_drops_what_was_kept_of_it() {
         (Outcome::Ignored, Some(reason::EDIT_SUPERSEDED.into()), None)
     );
 }
+
+#[test]
+fn redacting_an_edit_whose_kept_content_has_gone_is_for_a_person_even_if_later_content_is_kept() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A} HR 112")));
+    t.put(act("edit", "$2", "$1", "$1", "HR 142"));
+    // A later edit after the window: what $1 and $2 said is gone, $3's is kept.
+    t.at(
+        act("edit", "$3", "$1", "$1", "HR 150"),
+        now() + Duration::hours(73),
+    );
+    assert_eq!(t.state.versions["$1"].len(), 1);
+    let d = t.at(
+        act("redaction", "$r2", "$1", "$2", ""),
+        now() + Duration::hours(74),
+    );
+    assert_eq!(
+        d[0].write, None,
+        "nothing rewritten from content that is not $2's predecessor"
+    );
+    assert_eq!(t.last("$r2"), quarantined(reason::REVERT_UNAVAILABLE));
+}
