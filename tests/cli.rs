@@ -516,7 +516,11 @@ fn held_content_expires_during_a_long_run() {
     );
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, r#"{{"id":"$x1","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"can someone review bed 12"}}"#).unwrap();
+    // A filed message in another thread: what it said is kept (to revert a
+    // redacted edit) for the hold window only, then swept while the run goes on.
+    writeln!(stdin, r#"{{"id":"$f1","room":"!r2","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"pt 943 476 5919 HR 112"}}"#).unwrap();
     stdin.flush().unwrap();
+    let filed_key = recordbridge::event::thread_key("chat", "!r2", "$f1");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ledger_path = out.join("ledger.db");
     let state = |path: &std::path::Path| {
@@ -525,7 +529,8 @@ fn held_content_expires_during_a_long_run() {
                 return (0, None);
             }
             let l = recordbridge::ledger::Ledger::open(path).await.unwrap();
-            let held = l.held_count().await.unwrap();
+            let kept = l.load_thread(&filed_key).await.unwrap().versions.len();
+            let held = l.held_count().await.unwrap() + kept as i64;
             let outcome = l
                 .outcomes()
                 .await
@@ -541,18 +546,21 @@ fn held_content_expires_during_a_long_run() {
     let mut saw_held = false;
     loop {
         let (held, outcome) = state(&ledger_path);
-        saw_held |= held == 1 && outcome.as_ref().is_some_and(|o| o.0 == "held");
+        saw_held |= held == 2 && outcome.as_ref().is_some_and(|o| o.0 == "held");
         if held == 0 && outcome.as_ref().is_some_and(|o| o.0 == "ignored") {
             assert_eq!(outcome.unwrap().1.as_deref(), Some("not-patient-related"));
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "held content never expired while the run was going"
+            "held content (or the filed message's kept content) never expired while the run was going"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(saw_held, "the event was held before it expired");
+    assert!(
+        saw_held,
+        "the event was held, and the filed message's content kept, before both expired"
+    );
     assert!(
         child.try_wait().unwrap().is_none(),
         "expired while the run was still going"
