@@ -651,18 +651,6 @@ fn a_third_format_added_as_a_mapping_file_alone_is_decided_as_v1() {
 // Microsoft Graph documentation's examples, with clinical content written for
 // them; the *.labels.ndjson beside each says what each line must become.
 
-/// The chat event v1 id the mapping gives a Teams chatMessage line.
-fn teams_event_id(e: &serde_json::Value) -> String {
-    let id = e["id"].as_str().unwrap().to_owned();
-    if e["deletedDateTime"].is_string() {
-        format!("{id}#deleted")
-    } else if let Some(t) = e["lastEditedDateTime"].as_str() {
-        format!("{id}#edit@{t}")
-    } else {
-        id
-    }
-}
-
 /// What a Communication carries, as one text: its strings and its
 /// attachments' titles and URLs.
 fn carried(c: &serde_json::Value) -> String {
@@ -732,9 +720,18 @@ fn spec_shapes(file: &str, format: &str, only: Option<u64>) {
         ])
         .output()
         .unwrap();
-    let v1: HashMap<u64, serde_json::Value> = lines(&checked.stdout)
-        .into_iter()
+    let checked = lines(&checked.stdout);
+    let v1: HashMap<u64, serde_json::Value> = checked
+        .iter()
         .filter_map(|l| Some((l["line"].as_u64()?, l.get("event")?.clone())))
+        .collect();
+    // The id the mapping gives each line (an event's, or an ignored one's).
+    let ids: HashMap<u64, String> = checked
+        .iter()
+        .filter_map(|l| {
+            let id = l["event"]["id"].as_str().or(l["ignored"]["id"].as_str())?;
+            Some((l["line"].as_u64()?, id.to_owned()))
+        })
         .collect();
     let dry = bin()
         .args([
@@ -764,13 +761,9 @@ fn spec_shapes(file: &str, format: &str, only: Option<u64>) {
     for d in decisions {
         last.insert(d["event_id"].as_str().unwrap_or("").to_owned(), d);
     }
-    let id_of = |e: &serde_json::Value| match format {
-        "teams" => teams_event_id(e),
-        _ => e["event_id"].as_str().unwrap().to_owned(),
-    };
     let mut wrong = Vec::new();
     for (e, l) in events.iter().zip(&labels) {
-        let id = id_of(e);
+        let id = ids[&l["line"].as_u64().unwrap()].clone();
         // An edit of a message never seen is decided as that message.
         let raw = e["id"]
             .as_str()
