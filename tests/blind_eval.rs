@@ -296,3 +296,8 @@ fn blind_corpus_a_no_misfile_and_figures() {
 fn blind_corpus_b_no_misfile_and_figures() {
     check("ward-b.ndjson");
 }
+
+#[test]
+fn blind_corpus_c_no_misfile_and_figures() {
+    check("ward-c.ndjson");
+}
