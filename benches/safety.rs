@@ -7,7 +7,9 @@
 //!
 //! * threads: first numeric argument, else `RECORDBRIDGE_GEN_THREADS`, else 1,000,000;
 //! * seed: `RECORDBRIDGE_GEN_SEED` (decimal or 0x-hex), else time-derived (printed);
-//! * workers: `RECORDBRIDGE_GEN_WORKERS`, else all cores.
+//! * workers: `RECORDBRIDGE_GEN_WORKERS`, else all cores;
+//! * only some threads: `RECORDBRIDGE_GEN_ONLY=601961,639223` (indices, to
+//!   repeat the violations a run printed).
 //!
 //! Prints threads, events, violations, counts per outcome and reason, and
 //! threads/s; exits 1 if there is any violation (the first few are printed:
@@ -63,18 +65,25 @@ fn main() {
         "safety: {threads} threads, seed {seed:#x} (RECORDBRIDGE_GEN_SEED={seed:#x}), {workers} workers"
     );
 
+    let only: Option<Vec<u64>> = std::env::var("RECORDBRIDGE_GEN_ONLY")
+        .ok()
+        .map(|s| s.split(',').filter_map(parse_u64).collect());
     let idf = Identify::default();
     let policy = Policy::default();
     let start = Instant::now();
     let results: Vec<(Tally, Vec<Violation>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let (idf, policy) = (&idf, &policy);
+                let (idf, policy, only) = (&idf, &policy, &only);
                 s.spawn(move || {
                     let mut tally = Tally::default();
                     let mut first = Vec::new();
                     let mut i = w as u64;
                     while i < threads {
+                        if only.as_ref().is_some_and(|o| !o.contains(&i)) {
+                            i += workers as u64;
+                            continue;
+                        }
                         let (t, steps, v) = run_one(idf, policy, seed, i, |_| {});
                         tally.add(&t, &steps, &v);
                         for x in v {

@@ -758,6 +758,22 @@ mod class_tests {
         suspicious("Datix ref 5266698264. 999|246|8130");
         // But a date and a time side by side are cleared.
         clean("23/11/26 14:30");
+        clean("seen 30/11/2026 14:05");
+        clean("2026-11-24 14:30");
+    }
+
+    #[test]
+    fn pieces_of_a_number_split_by_spaces_are_not_cleared_by_several_patterns() {
+        // A time stamp and a dose; a labelled obs value and a date: each a
+        // plausible piece, together ten (or nine, one dropped) digits.
+        suspicious("can you prescribe regular analgesia; 155901\n9743 - 7 units");
+        suspicious("tab=obs 9974 10-4-59");
+        // One pattern whose match passes the NHS check as one number.
+        suspicious("9994-3654.52 HR 149");
+        // The same shapes without an identifier's worth of digits.
+        clean("obs 99 10-4-59");
+        clean("155901\n9 - 7 units");
+        clean("9994-3654.5 HR 149");
     }
 
     #[test]

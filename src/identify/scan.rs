@@ -9,7 +9,8 @@
 //! copy has only the identifiers blanked, so a number set aside still joins the
 //! digits around it; a map records the digits that a not-patient pattern
 //! cleared. A run of digits is identifier-like unless every one of its digits
-//! was cleared.
+//! was cleared, and no long enough piece of it is only explained by several
+//! patterns together (see [`explained`]).
 
 use super::{Found, Identifier, Identify, nhs_number, normalize, push};
 
@@ -192,6 +193,7 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     let mut grammar = norm.clone();
     let mut work = norm.clone();
     let mut cleared = vec![false; norm.len()];
+    let mut clearing: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
 
     // 2. Location numbers ("bed 12") and numbers known not to be patients
     //    that must be set aside before the grammar (labelled references, list
@@ -252,6 +254,7 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             continue;
         }
         if sets_apart(&norm, r.clone()) {
+            clearing.push((r.clone(), false));
             for (k, b) in norm.as_bytes()[r.clone()].iter().enumerate() {
                 if b.is_ascii_digit() {
                     cleared[r.start + k] = true;
@@ -336,6 +339,7 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             let too_many = digits > p.max_digits && !work[m.range()].contains('.');
             if !glued_to_digits(&work, m.range()) && !long_group && !too_many {
                 cleared[m.range()].iter_mut().for_each(|c| *c = true);
+                clearing.push((m.range(), true));
             }
         }
     }
@@ -343,12 +347,15 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     // 7. Identifier-like spans: after a keyword, then any long digit run.
     let bytes = work.as_bytes();
     let mut taken = vec![false; work.len()];
+    let min_digits = idf.min_digits;
     // `labelled`: after an identifier keyword, where no not-patient pattern
     // clears anything ("MRN 20230115").
     let span = |digits: &[usize], labelled: bool, found: &mut Found, taken: &mut Vec<bool>| {
         digits.iter().for_each(|&d| taken[d] = true);
         // Cleared as not a patient, or a placeholder such as 0000000000.
-        if (!labelled && digits.iter().all(|&d| cleared[d]))
+        if (!labelled
+            && digits.iter().all(|&d| cleared[d])
+            && explained(&work, digits, &clearing, min_digits))
             || digits.iter().all(|&d| bytes[d] == bytes[digits[0]])
         {
             return;
@@ -396,6 +403,58 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
     }
 }
 
+/// Digit positions of `digits` split into tight runs: consecutive digit groups
+/// joined only by the separators of a written NHS number (spaces, dots,
+/// dashes, a line break), as an identifier may be written ("155901\n9743",
+/// "9974 10-4-59"). Slashes and colons (dates, times, ratios), commas and
+/// underscores (lists, file names) end a run: "30/11/2026 14:05" is the runs
+/// 30, 11, "2026 14", 05.
+fn tight_runs(work: &str, digits: &[usize]) -> Vec<Vec<usize>> {
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut prev: Option<usize> = None;
+    for &d in digits {
+        let joined = prev.is_some_and(|p| {
+            work.as_bytes()[p + 1..d]
+                .iter()
+                .all(|b| matches!(b, b' ' | b'.' | b'-' | b'\n'))
+        });
+        match runs.last_mut() {
+            Some(run) if joined => run.push(d),
+            _ => runs.push(vec![d]),
+        }
+        prev = Some(d);
+    }
+    runs
+}
+
+/// Is a chain whose digits were all cleared really explained as not a patient?
+/// Not when a tight run of it of `min_digits` or more is cleared only by
+/// several matches together (each a plausible piece: "155901" a time stamp,
+/// "9743 - 7 units" a dose), nor when one after-stage match holds a tight run
+/// that passes the NHS check ("9994-3654.52 HR" read as a range of hours).
+/// `clearing`: the ranges that cleared digits, and whether each is an
+/// after-stage match (a before-stage match checks its own valid numbers).
+fn explained(
+    work: &str,
+    digits: &[usize],
+    clearing: &[(std::ops::Range<usize>, bool)],
+    min_digits: usize,
+) -> bool {
+    tight_runs(work, digits).iter().all(|run| {
+        let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+            return true;
+        };
+        let text = &work[first..=last];
+        match clearing
+            .iter()
+            .find(|(r, _)| r.start <= first && last < r.end)
+        {
+            Some((_, after)) => !(*after && any_valid_window(text)),
+            None => run.len() < min_digits,
+        }
+    })
+}
+
 /// After an identifier keyword ending at `from`: the first digit of the
 /// number it introduces, skipping punctuation and the words "no", "number",
 /// "num", "nr", "is", "of" ("NHS no. is 123…").
@@ -437,8 +496,8 @@ fn digits_after_keyword(work: &str, from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::{
-        any_valid_window, glued_to_digits, labelled_as_not_patient, loose_chain, max_group, run_on,
-        sets_apart,
+        any_valid_window, explained, glued_to_digits, labelled_as_not_patient, loose_chain,
+        max_group, run_on, sets_apart, tight_runs,
     };
 
     #[test]
@@ -529,6 +588,61 @@ mod tests {
         assert!(!glued_to_digits("3/", 0..1));
         assert!(!glued_to_digits("/3", 1..2));
         assert!(glued_to_digits("3/4", 0..1));
+    }
+
+    /// Digit positions of `text`.
+    fn digits_of(text: &str) -> Vec<usize> {
+        text.bytes()
+            .enumerate()
+            .filter(|(_, b)| b.is_ascii_digit())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn tight_runs_join_only_by_the_separators_of_a_written_number() {
+        let sizes =
+            |t: &str| -> Vec<usize> { tight_runs(t, &digits_of(t)).iter().map(Vec::len).collect() };
+        assert_eq!(sizes("30/11/2026 14:05"), vec![2, 2, 6, 2]);
+        assert_eq!(sizes("155901\n9743 - 7"), vec![11]);
+        assert_eq!(sizes("9974 10-4-59"), vec![9]);
+        assert_eq!(sizes("1:2/3,4_5+6"), vec![1, 1, 1, 1, 1, 1]);
+        assert_eq!(sizes("1 .2-\n3"), vec![3]);
+        assert_eq!(sizes("12"), vec![2]);
+        assert!(sizes("").is_empty());
+    }
+
+    #[test]
+    fn a_cleared_chain_is_explained_by_one_match_or_short_tight_runs() {
+        let t = "155901\n9743 - 7 units";
+        let d = digits_of(t);
+        // Two matches each clear a piece of an 11-digit tight run.
+        let two = [(0..6, true), (7..22, true)];
+        assert!(!explained(t, &d, &two, 9));
+        // ... explained when the run is shorter than `min_digits`.
+        assert!(explained(t, &d, &two, 12));
+        // ... and when one match covers it all (a before-stage one: this
+        // run passes the NHS check, so one after-stage match would not do).
+        assert!(explained(t, &d, &[(0..22, false)], 9));
+        assert!(!explained(t, &d, &[(0..22, true)], 9));
+        // A date and a time: tight runs of 2, 2, 6, 2 digits.
+        let t = "30/11/2026 14:05";
+        assert!(explained(
+            t,
+            &digits_of(t),
+            &[(0..10, true), (11..16, true)],
+            9
+        ));
+        // One after-stage match holding a valid NHS number: not explained;
+        // a before-stage match is (it checks its own numbers).
+        let t = "9994-3654.52 hr";
+        let d = digits_of(t);
+        assert!(!explained(t, &d, &[(0..15, true)], 9));
+        assert!(explained(t, &d, &[(0..15, false)], 9));
+        // The match must cover the run from its first to its last digit.
+        assert!(!explained(t, &d, &[(1..15, false)], 9));
+        assert!(!explained(t, &d, &[(0..11, false)], 9));
+        assert!(explained(t, &d, &[(0..12, false)], 9));
     }
 
     #[test]
