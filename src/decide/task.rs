@@ -102,11 +102,31 @@ struct PriorityLists {
     asap: Vec<String>,
     #[serde(default)]
     urgent: Vec<String>,
+    /// A call for now: asap, or stat with a sign of deterioration.
+    #[serde(default)]
+    immediate: Vec<String>,
     /// "before"/"by" followed by a time or an event makes a request urgent.
     #[serde(default)]
     deadline: Vec<String>,
+    /// Words of `immediate` that count only at the end of their clause or
+    /// before a `followers` word ("come now", "now please"; not "is now
+    /// wandering", "Now on a soft diet").
     #[serde(default)]
-    not_opening: Vec<String>,
+    clause_end: Vec<String>,
+    #[serde(default)]
+    followers: Vec<String>,
+    /// Early-warning scores ("NEWS2 6", "NEWS went from 3 to 7"): the highest
+    /// number within `score_window` words after one of these words.
+    #[serde(default)]
+    scores: Vec<String>,
+    #[serde(default)]
+    score_window: usize,
+    /// From this score a request is urgent (NEWS2: urgent response from 5).
+    #[serde(default)]
+    score_urgent: Option<u32>,
+    /// From this score a request is asap (NEWS2: emergency response from 7).
+    #[serde(default)]
+    score_asap: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -154,10 +174,16 @@ pub struct TaskRules {
     status: HashSet<String>,
     plan: Vec<Phrase>,
     deadline: HashSet<String>,
-    not_opening: HashSet<String>,
+    clause_end: HashSet<String>,
+    followers: HashSet<String>,
     stat: Vec<Phrase>,
     asap: Vec<Phrase>,
     urgent: Vec<Phrase>,
+    immediate: Vec<Phrase>,
+    scores: HashSet<String>,
+    score_window: usize,
+    score_urgent: Option<u32>,
+    score_asap: Option<u32>,
     /// In evaluation order: cancel, complete, start, accept.
     lifecycle: Vec<(Status, Vec<Phrase>)>,
     reactions: Vec<(Status, Vec<String>)>,
@@ -246,10 +272,16 @@ impl TaskRules {
             status: set(&f.not_request.status),
             plan: phrases(&f.not_request.plan),
             deadline: set(&f.priority.deadline),
-            not_opening: set(&f.priority.not_opening),
+            clause_end: set(&f.priority.clause_end),
+            followers: set(&f.priority.followers),
             stat: phrases(&f.priority.stat),
             asap: phrases(&f.priority.asap),
             urgent: phrases(&f.priority.urgent),
+            immediate: phrases(&f.priority.immediate),
+            scores: set(&f.priority.scores),
+            score_window: f.priority.score_window,
+            score_urgent: f.priority.score_urgent,
+            score_asap: f.priority.score_asap,
             lifecycle: vec![
                 (Status::Cancelled, phrases(&l.cancel)),
                 (Status::Completed, phrases(&l.complete)),
@@ -338,24 +370,13 @@ impl TaskRules {
         Some(self.priority(text))
     }
 
-    /// Priority of a request: stat, then asap, then urgent (a listed word, or
-    /// a deadline: "before 10", "by 1pm", "before the ward round"), else
-    /// routine. A `not_opening` stat word that opens its clause ("Now on a
-    /// soft diet") is not a call for now.
+    /// Priority of a request: stat (an emergency call, or a call for now with
+    /// a sign of deterioration), then asap (a call for now, an asap word, a
+    /// score at `score_asap`), then urgent (a listed word, a score at
+    /// `score_urgent`, or a deadline: "before 10", "by 1pm", "before the ward
+    /// round"), else routine.
     pub fn priority(&self, text: &str) -> Priority {
         let w = words(text);
-        let stat = clauses(text).into_iter().any(|(c, _)| {
-            let cw = words(c);
-            self.stat.iter().any(|p| {
-                cw.windows(p.len()).enumerate().any(|(i, x)| {
-                    x == p.as_slice()
-                        && !(i == 0
-                            && cw.len() > 1
-                            && p.len() == 1
-                            && self.not_opening.contains(&p[0]))
-                })
-            })
-        });
         let deadline = w.windows(2).any(|x| {
             self.deadline.contains(&x[0])
                 && (x[1].starts_with(|c: char| c.is_ascii_digit())
@@ -364,15 +385,48 @@ impl TaskRules {
                         "noon" | "midday" | "lunch" | "lunchtime" | "tonight" | "the" | "end"
                     ))
         });
-        if stat {
+        let score = self.score(&w);
+        let reaches = |limit: Option<u32>| limit.is_some_and(|l| score.is_some_and(|s| s >= l));
+        let deteriorating = any(&w, &self.urgent) || reaches(self.score_urgent);
+        let now = self.calls_for(text, &self.immediate);
+        if self.calls_for(text, &self.stat) || (now && deteriorating) {
             Priority::Stat
-        } else if any(&w, &self.asap) {
+        } else if now || self.calls_for(text, &self.asap) || reaches(self.score_asap) {
             Priority::Asap
-        } else if deadline || any(&w, &self.urgent) {
+        } else if deadline || deteriorating {
             Priority::Urgent
         } else {
             Priority::Routine
         }
+    }
+
+    /// Does a clause of `text` hold a phrase of `list`? A `clause_end` word
+    /// counts only at the end of its clause or before a `followers` word.
+    fn calls_for(&self, text: &str, list: &[Phrase]) -> bool {
+        clauses(text).into_iter().any(|(c, _)| {
+            let cw = words(c);
+            list.iter().any(|p| {
+                cw.windows(p.len()).enumerate().any(|(i, x)| {
+                    let next = cw.get(i + p.len());
+                    x == p.as_slice()
+                        && (p.len() > 1
+                            || !self.clause_end.contains(&p[0])
+                            || next.is_none_or(|n| self.followers.contains(n)))
+                })
+            })
+        })
+    }
+
+    /// The highest early-warning score the words give: a whole number within
+    /// `score_window` words after a `scores` word ("news2 6 -> 8": 8).
+    fn score(&self, w: &[String]) -> Option<u32> {
+        w.iter()
+            .enumerate()
+            .filter(|(_, t)| self.scores.contains(*t))
+            .flat_map(|(i, _)| w.iter().skip(i + 1).take(self.score_window))
+            .filter_map(|t| t.parse::<u32>().ok())
+            .filter(|&n| n <= 20)
+            .max()
     }
 
     /// The status a reply moves an open Task to, if it says so.

@@ -102,11 +102,11 @@ fn a_request_in_a_later_clause_still_counts() {
 }
 
 #[test]
-fn stat_for_immediate_or_arrest_language() {
+fn stat_for_emergency_calls() {
     for m in [
-        "Need someone in bay 4 right now, he's gone grey",
         "2222 called for side room 1, need the reg",
-        "please come immediately to bed 7",
+        "trauma call resus 1, trauma team please",
+        "peri-arrest side room 3 - now",
     ] {
         assert_eq!(rules().request(m), Some(Priority::Stat), "{m}");
         assert_ne!(
@@ -115,6 +115,64 @@ fn stat_for_immediate_or_arrest_language() {
             "{m}"
         );
     }
+}
+
+#[test]
+fn a_call_for_now_is_asap_and_stat_only_with_deterioration() {
+    for m in [
+        "Need someone in bay 4 right now, he's gone grey",
+        "please come immediately to bed 7",
+        "restart it now please",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Asap), "{m}");
+        assert_eq!(
+            without("priority", "immediate").request(m),
+            Some(Priority::Routine),
+            "{m}"
+        );
+    }
+    let m = "please come now, sepsis screen positive";
+    assert_eq!(rules().request(m), Some(Priority::Stat));
+    assert_eq!(
+        without("priority", "immediate").request(m),
+        Some(Priority::Urgent)
+    );
+    assert_eq!(
+        without("priority", "urgent").request(m),
+        Some(Priority::Asap)
+    );
+    // A score at the urgent level is a sign of deterioration too.
+    assert_eq!(
+        rules().request("NEWS2 5, can the reg come now"),
+        Some(Priority::Stat)
+    );
+}
+
+#[test]
+fn an_early_warning_score_makes_a_request_urgent_or_asap() {
+    for (m, p) in [
+        (
+            "can someone review bed 3, NEWS2 went from 3 to 7",
+            Priority::Asap,
+        ),
+        ("can someone review bed 3, NEWS2 6 -> 8", Priority::Asap),
+        ("can someone review bed 3, NEWS2 6", Priority::Urgent),
+        ("can someone review bed 3, news 5", Priority::Urgent),
+        ("can someone review bed 3, NEWS2 4", Priority::Routine),
+        // Not a score: beyond 20, or further than five words on.
+        ("can someone review bed 3, news 300", Priority::Routine),
+        (
+            "can someone review bed 3, NEWS2 3 and then later on 7",
+            Priority::Routine,
+        ),
+    ] {
+        assert_eq!(rules().request(m), Some(p), "{m}");
+    }
+    let m = "can someone review bed 3, NEWS2 7";
+    assert_eq!(
+        without("priority", "scores").request(m),
+        Some(Priority::Routine)
+    );
 }
 
 #[test]
@@ -252,6 +310,30 @@ fn reported_needs_indirect_asks_and_call_outs_are_requests() {
         ),
         ("peri-arrest side room 3 - now", Priority::Stat),
         ("2222 bay 4 bed 24, haematemesis", Priority::Stat),
+        (
+            "pt in bed 13 has a headache and wants paracetamol, not charted",
+            Priority::Routine,
+        ),
+        (
+            "still waiting for the corrected discharge summary",
+            Priority::Routine,
+        ),
+        (
+            "Referral from ward 12: pt for chest physio",
+            Priority::Routine,
+        ),
+        (
+            "amlodipine started Mon, ankles now swollen. Suggest drop to 5mg",
+            Priority::Routine,
+        ),
+        (
+            "anybody have a spare size 4 LMA in theatre 2?",
+            Priority::Routine,
+        ),
+        (
+            "wound photo from this morning attached, thoughts?",
+            Priority::Routine,
+        ),
     ] {
         assert_eq!(rules().request(m), Some(p), "{m}");
     }
@@ -288,7 +370,7 @@ fn results_and_actions_done_are_not_requests() {
 }
 
 #[test]
-fn deadlines_make_a_request_urgent_and_an_opening_now_is_not_stat() {
+fn deadlines_make_a_request_urgent_and_an_opening_now_is_not_a_call_for_now() {
     assert_eq!(
         rules().request("please take bloods before 10"),
         Some(Priority::Urgent)
@@ -303,7 +385,24 @@ fn deadlines_make_a_request_urgent_and_an_opening_now_is_not_stat() {
     );
     assert_eq!(
         rules().request("restart it now please"),
-        Some(Priority::Stat)
+        Some(Priority::Asap)
+    );
+    assert_eq!(
+        rules().request("restart it now and recheck"),
+        Some(Priority::Asap)
+    );
+    // "now" inside a clause is "at present", not a call for now.
+    assert_eq!(
+        rules().request("can someone review, he is now wandering"),
+        Some(Priority::Routine)
+    );
+    assert_eq!(
+        without("priority", "clause_end").request("can someone review, he is now wandering"),
+        Some(Priority::Asap)
+    );
+    assert_eq!(
+        without("priority", "followers").request("restart it now please"),
+        Some(Priority::Routine)
     );
 }
 
