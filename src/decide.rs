@@ -287,11 +287,20 @@ pub fn decide(
         after_new_patients(&mut state, had, &mut decisions, policy);
         return Step { decisions, state };
     }
+    // A named patient's second identifier is reported with the event's own.
+    let (id, paired) = (event.id.clone(), found.paired.clone());
     match event.kind {
         EventKind::Message => message(&mut state, event, found, now, policy, &mut decisions),
         EventKind::Edit => edit(&mut state, event, found, now, policy, &mut decisions),
         EventKind::Redaction => redaction(&mut state, event, &mut decisions),
         EventKind::Reaction => reaction(&mut state, event, found, policy, &mut decisions),
+    }
+    for d in decisions.iter_mut().filter(|d| d.event.id == id) {
+        for p in &paired {
+            if !d.identifiers.contains(p) {
+                d.identifiers.push(p.clone());
+            }
+        }
     }
     keep_until(&mut state, now + policy.hold_window);
     Step { decisions, state }

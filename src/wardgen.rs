@@ -766,10 +766,13 @@ impl Gen {
         let pat = self.patients[p].clone();
         let h = pat.hospital?;
         let n = self.grouped(&pat.nhs);
-        Some(if self.chance(0.5) {
-            format!("{n}/{h}")
-        } else {
-            format!("{h} / {n}")
+        Some(match self.below(6) {
+            0 | 1 => format!("{n}/{h}"),
+            2 => format!("{h} / {n}"),
+            // One person's record: the pairing convention (one patient).
+            3 => format!("{n} (H number {h})"),
+            4 => format!("NHS No: {n}\tMRN: {h}"),
+            _ => format!("{h} (NHS {n})"),
         })
     }
 
@@ -1091,16 +1094,25 @@ fn compose(rng: &mut StdRng, parts: &[Part]) -> (String, Vec<String>, BTreeSet<u
     const JOIN: &[&str] = &[" ", " ", ", ", ". ", "\n", " - ", "; "];
     let mut text = String::new();
     let mut atts = Vec::new();
+    // Two patients' mentions are never joined by a bare space: "999 677 7286
+    // (MRN: H2030212)" is how one person's record is written (the pairing
+    // convention of mappings/identifiers.toml), not a list of two people.
+    const APART: &[&str] = &[", ", ". ", "\n", " - ", "; "];
     let mut truth = BTreeSet::new();
+    let mut last: Option<&BTreeSet<usize>> = None;
     for p in parts {
         truth.extend(p.who.iter().copied());
         if p.attach {
             atts.push(p.text.clone());
         } else {
             if !text.is_empty() {
-                text.push_str(JOIN[rng.random_range(0..JOIN.len())]);
+                let others =
+                    last.is_some_and(|l| !l.is_empty() && !p.who.is_empty() && *l != p.who);
+                let join = if others { APART } else { JOIN };
+                text.push_str(join[rng.random_range(0..join.len())]);
             }
             text.push_str(&p.text);
+            last = Some(&p.who);
         }
     }
     (text, atts, truth)

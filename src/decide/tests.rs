@@ -94,6 +94,26 @@ fn rule1_single_identifier_files_to_that_patient() {
 }
 
 #[test]
+fn rule1_an_nhs_number_with_its_own_hospital_number_files_to_that_patient() {
+    let mut t = Thread::new();
+    let d = t.put(ev(
+        "$1",
+        None,
+        &format!("pt {A} (H number H0658626) stable"),
+    ));
+    assert_eq!(t.last("$1"), filed(A));
+    // Both are reported as the event's identifiers; the patient is one.
+    let h = Identifier {
+        system: "https://fhir.trust.example/Id/hospital-number".into(),
+        value: "H0658626".into(),
+    };
+    assert_eq!(d[0].identifiers, vec![Identifier::nhs(A), h]);
+    // Not its second identifier: two patients.
+    let d = t.put(ev("$2", None, &format!("pt {A}, H0658626")));
+    assert_eq!(d[0].reason.as_deref(), Some(reason::MULTI_PATIENT));
+}
+
+#[test]
 fn rule2_message_without_identifier_inherits_single_thread_patient() {
     let mut t = Thread::new();
     t.put(ev("$1", None, &format!("pt {A} for review")));

@@ -54,6 +54,24 @@ pub struct LocalPattern {
     pub regex: Regex,
 }
 
+/// When a local identifier is the same person's second identifier, written
+/// right beside an NHS number: in brackets after it ("999 417 0090 (H number
+/// H0658626)"), the NHS number in brackets after the local one, or as the next
+/// labelled field of one record line ("NHS No: 999 805 8023  MRN: H0931906").
+#[derive(Debug, Clone)]
+pub struct Pairing {
+    /// Between an NHS number and a local identifier in brackets after it.
+    pub bracket: Regex,
+    /// Between a local identifier and an NHS number in brackets after it.
+    pub bracket_nhs: Regex,
+    /// Between a labelled NHS number and the local identifier's label.
+    pub field: Regex,
+    /// An NHS label that ends right before the number.
+    pub nhs_label: Regex,
+    /// A closing bracket right after the bracketed identifier.
+    pub close: Regex,
+}
+
 /// A pattern of numbers known not to be patients (phones, dates, doses...).
 #[derive(Debug, Clone)]
 pub struct NotPatient {
@@ -90,6 +108,9 @@ struct PatternFile {
     negation: Option<Words>,
     suspicion: Option<SuspicionEntry>,
     not_patient: Option<Vec<NotPatientEntry>>,
+    /// Labels of a local identifier written as an NHS number's second
+    /// identifier (absent: no pairing).
+    pairing: Option<Words>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +181,9 @@ pub struct Found {
     pub negated: Vec<Identifier>,
     /// Bed-level locations named ("bed:12", "sr:3"; see [`location_key`]).
     pub locations: Vec<String>,
+    /// Local identifiers written as a named NHS number's second identifier
+    /// ([`Pairing`]): the same patient, reported but never a second one.
+    pub paired: Vec<Identifier>,
 }
 
 impl std::fmt::Debug for Found {
@@ -177,6 +201,7 @@ impl std::fmt::Debug for Found {
             .field("invalid", &self.invalid)
             .field("unrecognised", &self.unrecognised.len())
             .field("negated", &self.negated.len())
+            .field("paired", &self.paired.len())
             .finish()
     }
 }
@@ -196,6 +221,8 @@ pub struct Identify {
     pub max_gap: usize,
     /// A digit run right after a letter is identifier-like from this many digits.
     pub min_code_digits: usize,
+    /// Local identifiers that are an NHS number's second identifier.
+    pub pairing: Option<Pairing>,
 }
 
 /// The identifier rules as shipped (`mappings/identifiers.toml`).
@@ -268,6 +295,27 @@ impl Identify {
             .or(builtin.suspicion.take())
             .ok_or("`suspicion` is missing")?;
         let not_patient_entries = file.not_patient.or(builtin.not_patient.take());
+        let pairing = match file.pairing.or(builtin.pairing.take()) {
+            Some(w) if !w.words.is_empty() => {
+                let labels = alternation(&w.words);
+                let nhs = r"nhs(?:\s*(?:no|number|num))?\.?";
+                let re = |what: &str, p: String| compile(&format!("pairing ({what})"), &p);
+                Some(Pairing {
+                    bracket: re(
+                        "bracket",
+                        format!(r"(?i)^[ \t]*[(\[][ \t]*(?:(?:{labels})[ \t]*[:#.]?[ \t]*)?$"),
+                    )?,
+                    bracket_nhs: re(
+                        "bracket",
+                        format!(r"(?i)^[ \t]*[(\[][ \t]*(?:{nhs}[ \t]*[:#]?[ \t]*)?$"),
+                    )?,
+                    field: re("field", format!(r"(?i)^[ \t|]*(?:{labels})[ \t|:#.]*$"))?,
+                    nhs_label: re("label", format!(r"(?i)\b{nhs}[ \t]*[:#]?[ \t]*$"))?,
+                    close: re("close", r"^[ \t]*[)\]]".to_owned())?,
+                })
+            }
+            _ => None,
+        };
 
         let mut local = Vec::new();
         for (i, e) in file.local.into_iter().enumerate() {
@@ -356,6 +404,7 @@ impl Identify {
             min_group: suspicion.min_group,
             max_gap: suspicion.max_gap,
             min_code_digits: suspicion.min_code_digits.unwrap_or(suspicion.min_digits),
+            pairing,
         })
     }
 
@@ -760,6 +809,80 @@ mod class_tests {
         clean("23/11/26 14:30");
         clean("seen 30/11/2026 14:05");
         clean("2026-11-24 14:30");
+    }
+
+    /// The identifiers `text` names, as (system is NHS, value).
+    fn named(idf: &Identify, text: &str) -> Vec<String> {
+        let v = serde_json::json!({"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":text});
+        idf.find(&parse_event(&v.to_string(), "chat").unwrap())
+            .valid
+            .into_iter()
+            .map(|i| i.value)
+            .collect()
+    }
+
+    #[test]
+    fn a_hospital_number_beside_an_nhs_number_as_its_second_identifier_names_one_patient() {
+        let idf = Identify::default();
+        for text in [
+            "999 246 8130 (H number H0658626) discharged with a PICC",
+            "9992468130 (H H0658626)",
+            "NHS number: 999 246 8130  (MRN: H0658626) 19M",
+            "pt 999 246 8130 [hosp no H0658626]",
+            "NHS No: 999 246 8130\tMRN: H0658626\nLocation: ED",
+            "NHS No:  999 246 8130  Hosp No: H0658626  Ward: AMU1",
+            "nhs 9992468130 | hospital number | H0658626",
+            "H0658626 (NHS 999 246 8130) for CT",
+            "H0658626 (9992468130)",
+        ] {
+            assert_eq!(named(&idf, text), vec![B.to_owned()], "{text:?}");
+            assert_eq!(
+                find(text).paired,
+                vec![Identifier {
+                    system: "https://fhir.trust.example/Id/hospital-number".into(),
+                    value: "H0658626".into()
+                }],
+                "{text:?}"
+            );
+        }
+        for text in [
+            // A word, a comma, a slash or a line break between them.
+            "999 246 8130, H0658626",
+            "999 246 8130 / H0658626",
+            "999 246 8130 and H0658626",
+            "NHS 999 246 8130\nMRN: H0658626",
+            "999 246 8130 (bed 4) H0658626",
+            // Fields need the NHS number's own label; brackets must close.
+            "999 246 8130 MRN: H0658626",
+            "999 246 8130 (H0658626 and bed 3",
+            "H0658626 NHS 999 246 8130",
+            "H0658626 (NHS 999 246 8130 and more",
+        ] {
+            assert_eq!(
+                named(&idf, text),
+                vec![B.to_owned(), "H0658626".to_owned()],
+                "{text:?}"
+            );
+            assert!(find(text).paired.is_empty(), "{text:?}");
+        }
+        // A negated NHS number pairs with nothing.
+        let f = find("not 999 246 8130 (H H0658626)");
+        assert_eq!(f.valid.len(), 1, "{f:?}");
+        assert_eq!(f.valid[0].value, "H0658626");
+        // Without the labels (or the section) nothing is paired.
+        let mut t: toml::Table = toml::from_str(DEFAULT_RULES).unwrap();
+        t.insert(
+            "pairing".into(),
+            toml::Value::Table(toml::Table::from_iter([(
+                "words".to_owned(),
+                toml::Value::Array(Vec::new()),
+            )])),
+        );
+        let off = Identify::from_toml(&toml::to_string(&t).unwrap()).unwrap();
+        assert_eq!(named(&off, "9992468130 (H0658626)").len(), 2);
+        t.remove("pairing");
+        let off = Identify::from_toml(&toml::to_string(&t).unwrap()).unwrap();
+        assert_eq!(named(&off, "9992468130 (H0658626)").len(), 2);
     }
 
     #[test]

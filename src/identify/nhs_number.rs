@@ -536,6 +536,10 @@ mod tests {
     fn finds_with_no_break_space_separators() {
         assert_found("943\u{a0}476\u{a0}5919", "943\u{a0}476\u{a0}5919");
         assert_found("943 \u{a0}4765919", "943 \u{a0}4765919");
+        // Only the no-break space: other characters that share its first or
+        // second UTF-8 byte (© is C2 A9, à is C3 A0) separate nothing.
+        assert_none("943\u{a9}476 5919");
+        assert_none("943 476\u{e0}5919");
     }
 
     #[test]

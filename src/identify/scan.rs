@@ -264,6 +264,9 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         }
     }
 
+    // Valid NHS numbers the message names (for pairing, step 4).
+    let mut named: Vec<std::ops::Range<usize>> = Vec::new();
+
     // 3. NHS numbers. A 4-3-3 grouping right after a bleep, extension or
     // phone label is that number and more ("bleep # 8247 999 420"): left to
     // the fail-safe scan.
@@ -283,6 +286,7 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             found.negated.push(Identifier::nhs(c.digits.clone()));
             found.unrecognised.push(c.digits);
         } else {
+            named.push(c.start..c.end);
             push(&mut found.valid, Identifier::nhs(c.digits));
         }
         blank(&mut work, c.start..c.end, 'x');
@@ -311,6 +315,19 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
                 found
                     .unrecognised
                     .push(value.chars().filter(char::is_ascii_digit).collect());
+            } else if let Some(pairing) = &idf.pairing
+                && named
+                    .iter()
+                    .any(|n| paired(pairing, &norm, n.clone(), whole.clone()))
+            {
+                // The NHS number's own second identifier: not another patient.
+                push(
+                    &mut found.paired,
+                    Identifier {
+                        system: p.system.clone(),
+                        value,
+                    },
+                );
             } else {
                 push(
                     &mut found.valid,
@@ -400,6 +417,30 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
         {
             span(&digits, false, found, &mut taken);
         }
+    }
+}
+
+/// Is the local identifier at `local` the second identifier of the person
+/// whose NHS number is at `nhs` (see [`super::Pairing`])? Only when nothing
+/// but a bracket, a label and spaces or tabs stands between them: a word, a
+/// comma, a slash or a line break leaves two identifiers.
+fn paired(
+    p: &super::Pairing,
+    norm: &str,
+    nhs: std::ops::Range<usize>,
+    local: std::ops::Range<usize>,
+) -> bool {
+    if nhs.end <= local.start {
+        let between = &norm[nhs.end..local.start];
+        let bracketed = p.bracket.is_match(between) && p.close.is_match(&norm[local.end..]);
+        let line_start = norm[..nhs.start].rfind('\n').map_or(0, |i| i + 1);
+        let fields =
+            p.field.is_match(between) && p.nhs_label.is_match(&norm[line_start..nhs.start]);
+        bracketed || fields
+    } else if local.end <= nhs.start {
+        p.bracket_nhs.is_match(&norm[local.end..nhs.start]) && p.close.is_match(&norm[nhs.end..])
+    } else {
+        false
     }
 }
 
