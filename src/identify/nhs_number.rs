@@ -641,6 +641,11 @@ mod tests {
         assert_none("943 476 5919 | 12 | 4");
         assert_found("| 943 476 5919 |", "943 476 5919");
         assert_found("NHS | 943 476 5919 | bed 4", "943 476 5919");
+        // Up to two spaces (or tabs) either side of one bar.
+        assert_none("9434765919  |\t\t42");
+        assert_found("9434765919   | 42", "9434765919");
+        assert_found("9434765919 |   42", "9434765919");
+        assert_found("9434765919 || 42", "9434765919");
     }
 
     #[test]
