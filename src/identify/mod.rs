@@ -854,6 +854,7 @@ mod class_tests {
             "999 246 8130 (bed 4) H0658626",
             // Fields need the NHS number's own label; brackets must close.
             "999 246 8130 MRN: H0658626",
+            "NHS No:\n999 246 8130 MRN: H0658626",
             "999 246 8130 (H0658626 and bed 3",
             "H0658626 NHS 999 246 8130",
             "H0658626 (NHS 999 246 8130 and more",

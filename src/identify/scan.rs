@@ -433,9 +433,9 @@ fn paired(
     if nhs.end <= local.start {
         let between = &norm[nhs.end..local.start];
         let bracketed = p.bracket.is_match(between) && p.close.is_match(&norm[local.end..]);
-        let line_start = norm[..nhs.start].rfind('\n').map_or(0, |i| i + 1);
-        let fields =
-            p.field.is_match(between) && p.nhs_label.is_match(&norm[line_start..nhs.start]);
+        // The NHS number's own label, on its own line.
+        let line = norm[..nhs.start].rsplit('\n').next().unwrap_or_default();
+        let fields = p.field.is_match(between) && p.nhs_label.is_match(line);
         bracketed || fields
     } else if local.end <= nhs.start {
         p.bracket_nhs.is_match(&norm[local.end..nhs.start]) && p.close.is_match(&norm[nhs.end..])
