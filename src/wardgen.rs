@@ -1566,6 +1566,29 @@ mod tests {
     }
 
     #[test]
+    fn two_patients_mentions_are_never_joined_by_a_bare_space() {
+        let part = |t: &str, who: &[usize]| Part {
+            text: t.into(),
+            who: who.iter().copied().collect(),
+            attach: false,
+            mention: !who.is_empty(),
+            digits: true,
+        };
+        let mut spaces = 0;
+        for seed in 0..200 {
+            let mut rng = thread_rng(seed, 0);
+            let (two, _, truth) = compose(&mut rng, &[part("A", &[0]), part("(B)", &[1])]);
+            assert_ne!(two, "A (B)");
+            assert_eq!(truth, BTreeSet::from([0, 1]));
+            // One patient's parts (or a part naming no one) may be.
+            let mut rng = thread_rng(seed, 0);
+            let (one, _, _) = compose(&mut rng, &[part("A", &[0]), part("(A2)", &[0])]);
+            spaces += usize::from(one == "A (A2)");
+        }
+        assert!(spaces > 0);
+    }
+
+    #[test]
     fn deterministic() {
         let a = gen_thread(1, 5);
         let b = gen_thread(1, 5);
