@@ -400,8 +400,9 @@ impl TaskRules {
         }
     }
 
-    /// Does a clause of `text` hold a phrase of `list`? A `clause_end` word
-    /// counts only at the end of its clause or before a `followers` word.
+    /// Does a clause of `text` hold a phrase of `list`? A phrase that starts
+    /// with a `clause_end` word counts only at the end of its clause or
+    /// before a `followers` word.
     fn calls_for(&self, text: &str, list: &[Phrase]) -> bool {
         clauses(text).into_iter().any(|(c, _)| {
             let cw = words(c);
@@ -409,8 +410,7 @@ impl TaskRules {
                 cw.windows(p.len()).enumerate().any(|(i, x)| {
                     let next = cw.get(i + p.len());
                     x == p.as_slice()
-                        && (p.len() > 1
-                            || !self.clause_end.contains(&p[0])
+                        && (!self.clause_end.contains(&p[0])
                             || next.is_none_or(|n| self.followers.contains(n)))
                 })
             })
