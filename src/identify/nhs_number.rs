@@ -191,11 +191,22 @@ fn beside_a_table_cell(chars: impl Iterator<Item = char>) -> bool {
     false
 }
 
+/// Is the chain a whole table cell of one line: `|`, spaces or tabs, the
+/// chain without a line break, spaces or tabs, `|` ("| 1 | 999 968 0453 |
+/// DHS |")? Such a number is a cell's value of its own, whatever the cells
+/// beside it hold; a chain across a line break may join two rows' cells.
+fn whole_cell(text: &str, start: usize, end: usize) -> bool {
+    fn bar(mut it: impl Iterator<Item = char>) -> bool {
+        it.find(|c| !matches!(c, ' ' | '\t')) == Some('|')
+    }
+    !text[start..end].contains('\n') && bar(text[..start].chars().rev()) && bar(text[end..].chars())
+}
+
 /// Applies boundary rules 1-4 to the characters on one side of a chain,
 /// given as an iterator walking away from the chain. On the left side
 /// (`left`), a keyword right before the chain does not glue.
-fn side_is_glued(chars: impl Iterator<Item = char> + Clone, left: bool) -> bool {
-    if beside_a_table_cell(chars.clone()) {
+fn side_is_glued(chars: impl Iterator<Item = char> + Clone, left: bool, cell: bool) -> bool {
+    if !cell && beside_a_table_cell(chars.clone()) {
         return true;
     }
     let mut it = chars.clone();
@@ -314,8 +325,9 @@ pub fn find_candidates(text: &str) -> Vec<NhsCandidate> {
         }
         // chain_start and chain_end are next to ASCII digits, so they are
         // char boundaries and these slices cannot panic.
-        if side_is_glued(text[..chain_start].chars().rev(), true)
-            || side_is_glued(text[chain_end..].chars(), false)
+        let cell = whole_cell(text, chain_start, chain_end);
+        if side_is_glued(text[..chain_start].chars().rev(), true, cell)
+            || side_is_glued(text[chain_end..].chars(), false, cell)
         {
             continue;
         }
@@ -641,6 +653,14 @@ mod tests {
         assert_none("943 476 5919 | 12 | 4");
         assert_found("| 943 476 5919 |", "943 476 5919");
         assert_found("NHS | 943 476 5919 | bed 4", "943 476 5919");
+        // A whole cell of a Markdown table row is a value of its own.
+        assert_found("| 1 | 943 476 5919 | DHS R NOF |", "943 476 5919");
+        assert_found("| 14:00 |  9434765919\t| ?DVT |", "9434765919");
+        assert_found("| 30 | 943-476-5919 | 14:00 |", "943-476-5919");
+        // Not a whole cell: a bar on one side only, or a line break inside.
+        assert_none("| x 943 476 5919 | 2 |");
+        assert_none("12 | 943 476 5919 x | 4");
+        assert_none("| 12 | 943 476\n5919 | 4 |");
         // Up to two spaces (or tabs) either side of one bar.
         assert_none("9434765919  |\t\t42");
         assert_found("9434765919   | 42", "9434765919");
