@@ -1209,6 +1209,23 @@ async fn write(sh: &Shared, d: &mut Decision, now: DateTime<Utc>) -> anyhow::Res
                     }
                     Err(e) => return fail(d, e).map(|()| Vec::new()),
                 }
+                // The patient's second identifier written beside the first
+                // (pairing) must be the same Patient's, or not known at all.
+                let others: Vec<_> = d.identifiers.iter().filter(|i| **i != p).cloned().collect();
+                for other in others {
+                    match sink.resolve(&other).await {
+                        Ok(Resolution::Found(r)) if Some(&r) != patient_ref.as_ref() => {
+                            quarantine(d, reason::MULTI_PATIENT);
+                            return Ok(Vec::new());
+                        }
+                        Ok(Resolution::Ambiguous) => {
+                            quarantine(d, reason::AMBIGUOUS_PATIENT);
+                            return Ok(Vec::new());
+                        }
+                        Ok(_) => {}
+                        Err(e) => return fail(d, e).map(|()| Vec::new()),
+                    }
+                }
             }
             let ctx = RecordCtx {
                 now,

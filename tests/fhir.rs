@@ -135,6 +135,82 @@ fn ev(id: &str, thread: Option<&str>, text: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paired_hospital_number_of_another_patient_is_quarantined_not_written() {
+    let h = Hfs::start().await;
+    let ps = patients("patients.json");
+    h.seed(&ps).await;
+    let field = |i: usize, k: &str| ps[i][k].as_str().unwrap().to_owned();
+    let (a, a_h, b_h) = (
+        field(0, "nhs_number"),
+        field(0, "hospital_number"),
+        field(1, "hospital_number"),
+    );
+    let unknown_h = "H0000017";
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("in.ndjson");
+    std::fs::write(
+        &src,
+        [
+            ev(
+                "$same",
+                None,
+                &format!("pt {a} (H number {a_h}) for review"),
+            ),
+            ev(
+                "$other",
+                None,
+                &format!("pt {a} (H number {b_h}) for review"),
+            ),
+            ev("$unk", None, &format!("pt {a} ({unknown_h}) bloods sent")),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let ledger = tmp.path().join("l.db");
+    ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
+    let q = run_bin(
+        vec![
+            "quarantine".into(),
+            "list".into(),
+            "--json".into(),
+            "--ledger".into(),
+            ledger.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    let reasons: HashMap<String, String> = String::from_utf8_lossy(&q.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["event_id"].as_str().unwrap().to_owned(),
+                v["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons.get("$other").map(String::as_str),
+        Some("multi-patient"),
+        "another Patient's hospital number beside the NHS number: two patients"
+    );
+    assert!(!reasons.contains_key("$same"), "{reasons:?}");
+    assert!(
+        !reasons.contains_key("$unk"),
+        "a local number the server does not hold: {reasons:?}"
+    );
+    let comms = h.all("Communication").await;
+    let written: Vec<String> = comms
+        .iter()
+        .flat_map(|c| c["identifier"].as_array().cloned().unwrap_or_default())
+        .filter_map(|i| i["value"].as_str().map(str::to_owned))
+        .collect();
+    assert!(written.iter().any(|v| v.ends_with("$same")), "{written:?}");
+    assert!(written.iter().any(|v| v.ends_with("$unk")), "{written:?}");
+    assert!(!written.iter().any(|v| v.contains("$other")), "{written:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_ambiguous_patients_are_quarantined_not_written() {
     let h = Hfs::start().await;
     h.seed(&patients("patients.json")).await;

@@ -850,6 +850,10 @@ mod class_tests {
             "999 246 8130, H0658626",
             "999 246 8130 / H0658626",
             "999 246 8130 and H0658626",
+            // Also with labels: two patients' lists are written the same way.
+            "nhs: 999 246 8130, MRN H0658626",
+            "MRN H0658626; nhs 999 246 8130",
+            "H0658626/9992468130",
             "NHS 999 246 8130\nMRN: H0658626",
             "999 246 8130 (bed 4) H0658626",
             // Fields need the NHS number's own label; brackets must close.
