@@ -115,6 +115,10 @@ struct PriorityLists {
     clause_end: Vec<String>,
     #[serde(default)]
     followers: Vec<String>,
+    /// Marks of emphasis ("!!") that, with a call for now, make it stat, as
+    /// an `immediate` word written in capitals does ("need a reg NOW").
+    #[serde(default)]
+    emphasis: Vec<String>,
     /// Early-warning scores ("NEWS2 6", "NEWS went from 3 to 7"): the highest
     /// number within `score_window` words after one of these words.
     #[serde(default)]
@@ -127,6 +131,26 @@ struct PriorityLists {
     /// From this score a request is asap (NEWS2: emergency response from 7).
     #[serde(default)]
     score_asap: Option<u32>,
+    /// Observations far outside their normal range (NEWS2's single
+    /// parameters that score 3: an urgent response): a sign of deterioration.
+    #[serde(default)]
+    vitals: Vec<Vital>,
+}
+
+/// One observation: its names, and the values that are a red flag (under
+/// `below` or over `above`), read from the first number within two words
+/// after a name ("sats 88% on 4L", "BP 78/40", "RR 32"). Not after one of
+/// `not_after` ("target sats 88-92%").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vital {
+    words: Vec<String>,
+    #[serde(default)]
+    below: Option<f64>,
+    #[serde(default)]
+    above: Option<f64>,
+    #[serde(default)]
+    not_after: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -180,10 +204,12 @@ pub struct TaskRules {
     asap: Vec<Phrase>,
     urgent: Vec<Phrase>,
     immediate: Vec<Phrase>,
+    emphasis: Vec<String>,
     scores: HashSet<String>,
     score_window: usize,
     score_urgent: Option<u32>,
     score_asap: Option<u32>,
+    vitals: Vec<(Vec<Phrase>, Vital)>,
     /// In evaluation order: cancel, complete, start, accept.
     lifecycle: Vec<(Status, Vec<Phrase>)>,
     reactions: Vec<(Status, Vec<String>)>,
@@ -278,10 +304,23 @@ impl TaskRules {
             asap: phrases(&f.priority.asap),
             urgent: phrases(&f.priority.urgent),
             immediate: phrases(&f.priority.immediate),
+            emphasis: f
+                .priority
+                .emphasis
+                .iter()
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect(),
             scores: set(&f.priority.scores),
             score_window: f.priority.score_window,
             score_urgent: f.priority.score_urgent,
             score_asap: f.priority.score_asap,
+            vitals: f
+                .priority
+                .vitals
+                .iter()
+                .map(|v| (phrases(&v.words), v.clone()))
+                .collect(),
             lifecycle: vec![
                 (Status::Cancelled, phrases(&l.cancel)),
                 (Status::Completed, phrases(&l.complete)),
@@ -387,9 +426,10 @@ impl TaskRules {
         });
         let score = self.score(&w);
         let reaches = |limit: Option<u32>| limit.is_some_and(|l| score.is_some_and(|s| s >= l));
-        let deteriorating = any(&w, &self.urgent) || reaches(self.score_urgent);
+        let deteriorating =
+            any(&w, &self.urgent) || reaches(self.score_urgent) || self.red_flag(&w);
         let now = self.calls_for(text, &self.immediate);
-        if self.calls_for(text, &self.stat) || (now && deteriorating) {
+        if self.calls_for(text, &self.stat) || (now && (deteriorating || self.emphatic(text))) {
             Priority::Stat
         } else if now || self.calls_for(text, &self.asap) || reaches(self.score_asap) {
             Priority::Asap
@@ -398,6 +438,19 @@ impl TaskRules {
         } else {
             Priority::Routine
         }
+    }
+
+    /// Is a call for now emphasised: an `immediate` word written in capitals
+    /// ("NOW", not "NOW-ish"), or a mark of `emphasis` ("self-extubated!!")?
+    fn emphatic(&self, text: &str) -> bool {
+        let shouted = text
+            .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\''))
+            .filter(|t| t.chars().count() >= 3 && !t.chars().any(char::is_lowercase))
+            .any(|t| {
+                let t = t.to_lowercase();
+                self.immediate.iter().any(|p| p.len() == 1 && p[0] == t)
+            });
+        shouted || self.emphasis.iter().any(|m| text.contains(m.as_str()))
     }
 
     /// Does a clause of `text` hold a phrase of `list`? A phrase that starts
@@ -412,6 +465,25 @@ impl TaskRules {
                     x == p.as_slice()
                         && (!self.clause_end.contains(&p[0])
                             || next.is_none_or(|n| self.followers.contains(n)))
+                })
+            })
+        })
+    }
+
+    /// Does an observation of `vitals` hold a red-flag value?
+    fn red_flag(&self, w: &[String]) -> bool {
+        self.vitals.iter().any(|(names, v)| {
+            names.iter().any(|p| {
+                w.windows(p.len()).enumerate().any(|(i, x)| {
+                    x == p.as_slice()
+                        && !(i > 0 && v.not_after.contains(&w[i - 1]))
+                        && w.iter()
+                            .skip(i + p.len())
+                            .take(2)
+                            .find_map(|t| t.parse::<f64>().ok())
+                            .is_some_and(|n| {
+                                v.below.is_some_and(|b| n < b) || v.above.is_some_and(|a| n > a)
+                            })
                 })
             })
         })

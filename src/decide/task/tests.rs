@@ -118,6 +118,76 @@ fn stat_for_emergency_calls() {
 }
 
 #[test]
+fn a_red_flag_observation_makes_a_request_urgent() {
+    for m in [
+        "bed 4 on NIV, sats 84%, can someone come and help refit pls",
+        "can a reg speak to him, SpO2 87 RA",
+        "please review, RR 32 on 2L",
+        "can someone see bay 3, BP 78/40 after furosemide",
+        "could the dr review, HR 142 irregular",
+        "pls review bed 2, temp 34.6",
+        "please review, RR 7",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Urgent), "{m}");
+        assert_eq!(
+            without("priority", "vitals").request(m),
+            Some(Priority::Routine),
+            "{m}"
+        );
+    }
+    // In range, a target, or no number near the name: no red flag.
+    for m in [
+        "can someone check bed 4, sats 94% RA",
+        "could a dr prescribe target sats 88-92%",
+        "please review, RR 24, HR 130, BP 91/60",
+        "can we recheck the BP and sats later please, 80 year old",
+        "pls review bed 2, temp 35.1",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Routine), "{m}");
+    }
+    // With a call for now it is stat.
+    assert_eq!(
+        rules().request("BP 70 systolic, please come now"),
+        Some(Priority::Stat)
+    );
+}
+
+#[test]
+fn an_emphasised_call_for_now_is_stat() {
+    for m in [
+        "need consultant anaesthetist NOW, front of neck kit",
+        "CT angio NOW pls, ?AAA",
+        "bed 3 fitting >5 min!! need doc now",
+        "please come IMMEDIATELY to bed 7",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Stat), "{m}");
+        assert_eq!(
+            without("priority", "immediate").request(m),
+            Some(Priority::Routine),
+            "{m}"
+        );
+    }
+    // The mark of emphasis comes from the list.
+    let m = "bed 3 fitting >5 min!! need doc now";
+    assert_eq!(
+        without("priority", "emphasis").request(m),
+        Some(Priority::Asap)
+    );
+    // Not shouted: lower or mixed case, "NOW-ish", capitals elsewhere, one mark.
+    assert_eq!(
+        rules().request("need someone in NOW-ish pls"),
+        Some(Priority::Routine)
+    );
+    for m in [
+        "Now please, bed 7",
+        "need the ECG now pls, bed 4 BP OK",
+        "can you come now! bed 4",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Asap), "{m}");
+    }
+}
+
+#[test]
 fn a_call_for_now_is_asap_and_stat_only_with_deterioration() {
     for m in [
         "Need someone in bay 4 right now, he's gone grey",
