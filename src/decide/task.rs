@@ -258,8 +258,19 @@ fn clauses(text: &str) -> Vec<(&str, bool)> {
     let mut out = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
+        // A dot or colon between digits is part of a number or time ("2.5",
+        // "10:45"), not the end of a clause.
+        let b = rest.as_bytes();
+        let inside_number = |i: usize| {
+            matches!(b[i], b'.' | b':')
+                && i > 0
+                && b[i - 1].is_ascii_digit()
+                && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+        };
         let end = rest
-            .find(['.', '!', '?', ';', ',', '\n', ':'])
+            .match_indices(['.', '!', '?', ';', ',', '\n', ':'])
+            .map(|(i, _)| i)
+            .find(|&i| !inside_number(i))
             .unwrap_or(rest.len());
         let question = rest[end..].starts_with('?');
         for c in rest[..end].split(" - ") {

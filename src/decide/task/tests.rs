@@ -118,6 +118,23 @@ fn stat_for_emergency_calls() {
 }
 
 #[test]
+fn a_time_or_a_decimal_does_not_end_a_question() {
+    for m in [
+        "can porters be booked for 10:45? ext 6120",
+        "should we give the 2.5mg dose?",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Routine), "{m}");
+    }
+    // A colon or dot that is not between two digits still ends the clause.
+    assert_eq!(
+        rules().request("can porters be booked for 10: 45? ext"),
+        None
+    );
+    assert_eq!(rules().request("can porters be booked at 10.x? ok"), None);
+    assert_eq!(rules().request("can porters be booked :45? ok"), None);
+}
+
+#[test]
 fn a_red_flag_observation_makes_a_request_urgent() {
     for m in [
         "bed 4 on NIV, sats 84%, can someone come and help refit pls",
