@@ -295,6 +295,15 @@ pub fn decide(
         EventKind::Redaction => redaction(&mut state, event, &mut decisions),
         EventKind::Reaction => reaction(&mut state, event, found, policy, &mut decisions),
     }
+    for d in decisions.iter().filter(|d| {
+        d.event.id == id
+            && d.outcome == Outcome::Quarantined
+            && matches!(d.event.kind, EventKind::Message)
+    }) {
+        state
+            .quarantined
+            .insert(d.event.id.clone(), d.event.sender.clone());
+    }
     for d in decisions.iter_mut().filter(|d| d.event.id == id) {
         for p in &paired {
             if !d.identifiers.contains(p) {
@@ -790,6 +799,21 @@ fn edit(
             ));
             after_new_patients(state, had, out, policy);
         }
+    } else if state.quarantined.get(&target) == Some(&event.sender)
+        && ids.len() == 1
+        && found.invalid == 0
+        && foreign.is_empty()
+    {
+        // The sender's edit of their own quarantined message that names one
+        // patient and nothing else identifier-like (a mistyped number put
+        // right): their corrected message, decided on its own text as a new
+        // message (rule 1 and the thread's rules). The original stays in
+        // quarantine for review.
+        let found = Found {
+            valid: ids,
+            ..found
+        };
+        message(state, event, found, now, policy, out);
     } else {
         // Not applied (its target was quarantined or is unknown), but what it
         // names still counts in the thread: a later message must not inherit

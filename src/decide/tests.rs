@@ -947,3 +947,52 @@ fn redacting_an_edit_whose_kept_content_has_gone_is_for_a_person_even_if_later_c
     );
     assert_eq!(t.last("$r2"), quarantined(reason::REVERT_UNAVAILABLE));
 }
+
+#[test]
+fn the_senders_edit_correcting_a_quarantined_message_is_filed_on_its_own_text() {
+    let by = |e: ChatEvent, sender: &str| {
+        let mut e = e;
+        e.sender = sender.into();
+        e
+    };
+    let ignored = (
+        Outcome::Ignored,
+        Some(reason::TARGET_NOT_FILED.into()),
+        None,
+    );
+    // A mistyped number, put right by its sender: the edit is filed as a new
+    // Communication of its own; the original stays quarantined.
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {BAD} for review")));
+    assert_eq!(t.last("$1"), quarantined(reason::INVALID_IDENTIFIER));
+    assert_eq!(
+        t.state.quarantined.get("$1").map(String::as_str),
+        Some("@a")
+    );
+    let d = t.put(act("edit", "$2", "$1", "$1", &format!("pt {A} for review")));
+    assert_eq!(t.last("$2"), filed(A));
+    assert!(matches!(d[0].write, Some(Write::Communication { .. })));
+    assert_eq!(t.last("$1"), quarantined(reason::INVALID_IDENTIFIER));
+    // and the thread is about A from then on.
+    t.put(ev("$3", Some("$1"), "bloods sent"));
+    assert_eq!(t.last("$3"), filed(A));
+
+    // Another sender's edit, an edit naming two patients, one still mistyped
+    // or one holding another identifier-like number: not applied.
+    for (sender, text) in [
+        ("@b", format!("pt {A} for review")),
+        ("@a", format!("pt {A} and {B} for review")),
+        ("@a", format!("pt {A} was {BAD}")),
+        ("@a", format!("pt {A} ref 5721883936")),
+        ("@a", "pt for review".to_owned()),
+    ] {
+        let mut t = Thread::new();
+        t.put(ev("$1", None, &format!("pt {BAD} for review")));
+        t.put(by(act("edit", "$2", "$1", "$1", &text), sender));
+        assert_eq!(t.last("$2"), ignored, "{sender} {text}");
+    }
+    // Only quarantined messages count: an edit of a message never seen is not.
+    let mut t = Thread::new();
+    t.put(act("edit", "$2", "$1", "$1", &format!("pt {A} for review")));
+    assert_eq!(t.last("$2"), ignored);
+}

@@ -54,6 +54,10 @@ pub struct ThreadState {
     /// Applied edits: edit event id → the message it edited (ids only, kept).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub edits: BTreeMap<String, String>,
+    /// Quarantined messages of the thread: event id → sender (ids only), so
+    /// that the sender's own edit correcting one can be decided on its text.
+    #[serde(default)]
+    pub quarantined: BTreeMap<String, String>,
     /// Events waiting for the thread to name its patient (not serialised with the state).
     #[serde(skip)]
     pub held: Vec<Held>,
