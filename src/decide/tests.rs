@@ -996,3 +996,30 @@ fn the_senders_edit_correcting_a_quarantined_message_is_filed_on_its_own_text() 
     t.put(act("edit", "$2", "$1", "$1", &format!("pt {A} for review")));
     assert_eq!(t.last("$2"), ignored);
 }
+
+#[test]
+fn content_is_kept_up_to_the_end_of_its_window_and_no_longer() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A} HR 112")));
+    let until = t.state.versions["$1"][0].kept_until.expect("a window");
+    assert_eq!(until, now() + Policy::default().hold_window);
+    let kept = expire(t.state.clone(), until - Duration::seconds(1));
+    assert_eq!(kept.state.versions["$1"].len(), 1, "inside the window");
+    let gone = expire(t.state.clone(), until);
+    assert!(gone.state.versions.is_empty(), "at the end of the window");
+}
+
+#[test]
+fn a_resolved_message_keeps_its_content_for_the_window_from_now() {
+    let e = ev("$1", None, "pt for review");
+    let before = Utc::now();
+    let step = resolve(
+        ThreadState::default(),
+        e,
+        Identifier::nhs(A),
+        &Policy::default(),
+    );
+    let until = step.state.versions["$1"][0].kept_until.expect("a window");
+    assert!(until >= before + Policy::default().hold_window, "{until}");
+    assert_eq!(step.decisions[0].patient, Some(Identifier::nhs(A)));
+}
