@@ -227,6 +227,7 @@ pub fn expire(mut state: ThreadState, now: DateTime<Utc>) -> Step {
             decisions.push(Decision::new(h.event, outcome, Some(why), Vec::new()));
         }
     }
+    note_quarantined(&mut state, &decisions);
     Step { decisions, state }
 }
 
@@ -295,15 +296,7 @@ pub fn decide(
         EventKind::Redaction => redaction(&mut state, event, &mut decisions),
         EventKind::Reaction => reaction(&mut state, event, found, policy, &mut decisions),
     }
-    for d in decisions.iter().filter(|d| {
-        d.event.id == id
-            && d.outcome == Outcome::Quarantined
-            && matches!(d.event.kind, EventKind::Message)
-    }) {
-        state
-            .quarantined
-            .insert(d.event.id.clone(), d.event.sender.clone());
-    }
+    note_quarantined(&mut state, &decisions);
     for d in decisions.iter_mut().filter(|d| d.event.id == id) {
         for p in &paired {
             if !d.identifiers.contains(p) {
@@ -313,6 +306,19 @@ pub fn decide(
     }
     keep_until(&mut state, now + policy.hold_window);
     Step { decisions, state }
+}
+
+/// Quarantined messages (this event, or held ones released by it) are
+/// remembered with their sender: the sender's edit may put one right.
+fn note_quarantined(state: &mut ThreadState, decisions: &[Decision]) {
+    for d in decisions
+        .iter()
+        .filter(|d| d.outcome == Outcome::Quarantined && matches!(d.event.kind, EventKind::Message))
+    {
+        state
+            .quarantined
+            .insert(d.event.id.clone(), d.event.sender.clone());
+    }
 }
 
 /// Content versions recorded by this step are kept until `until`.
@@ -458,7 +464,7 @@ fn other_location(state: &ThreadState, named: &[String]) -> Option<String> {
 }
 
 /// The identifier-like spans (and mistyped numbers) of the event that neither
-/// its own identifiers nor `context` explain (see [`near_miss`]). A negated
+/// its own identifiers nor `context` explain (the same number). A negated
 /// identifier is never explained.
 fn foreign_spans(found: &Found, context: Option<&Identifier>) -> Vec<String> {
     let negated: Vec<&str> = found.negated.iter().map(|i| i.value.as_str()).collect();
@@ -471,7 +477,7 @@ fn foreign_spans(found: &Found, context: Option<&Identifier>) -> Vec<String> {
                     .valid
                     .iter()
                     .chain(context)
-                    .any(|id| near_miss(span, &id.value))
+                    .any(|id| **span == id.value)
         })
         .cloned()
         .collect()
@@ -809,6 +815,10 @@ fn edit(
         // right): their corrected message, decided on its own text as a new
         // message (rule 1 and the thread's rules). The original stays in
         // quarantine for review.
+        // The mistyped number the edit puts right is gone from the chat.
+        state
+            .unexplained
+            .retain(|span| !ids.iter().any(|id| near_miss(span, &id.value)));
         let found = Found {
             valid: ids,
             ..found

@@ -339,3 +339,8 @@ fn blind_corpus_c_no_misfile_and_figures() {
 fn blind_corpus_d_no_misfile_and_figures() {
     check("ward-d.ndjson");
 }
+
+#[test]
+fn blind_corpus_e_no_misfile_and_figures() {
+    check("ward-e.ndjson");
+}

@@ -574,13 +574,38 @@ fn span_that_is_the_threads_patient_written_oddly_is_inherited() {
 }
 
 #[test]
-fn mistyped_number_one_slip_from_the_patient_keeps_the_thread() {
+fn mistyped_number_even_one_slip_from_the_patient_makes_the_thread_ambiguous() {
+    // One slip from C, and maybe a slip from someone else's number too: the
+    // thread may be about another patient from then on (rule 2).
     let mut t = Thread::new();
     t.put(ev("$1", None, &format!("pt {C} admitted")));
     t.put(ev("$2", Some("$1"), "label says 999 765 4332?"));
     assert_eq!(t.last("$2"), quarantined(reason::INVALID_IDENTIFIER));
     t.put(ev("$3", Some("$1"), "relabelled"));
+    assert_eq!(t.last("$3"), quarantined(reason::AMBIGUOUS));
+    // C's own number written again explains nothing of the typo either.
+    t.put(ev("$4", Some("$1"), &format!("{C} relabelled")));
+    assert_eq!(t.last("$4"), filed(C));
+    t.put(ev("$5", Some("$1"), "ok"));
+    assert_eq!(t.last("$5"), quarantined(reason::AMBIGUOUS));
+}
+
+#[test]
+fn the_senders_edit_putting_a_typo_right_clears_the_thread() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    t.put(ev("$2", Some("$1"), "label says 999 765 4332?"));
+    t.put(act("edit", "$3", "$1", "$2", &format!("label says {C}")));
     assert_eq!(t.last("$3"), filed(C));
+    t.put(ev("$4", Some("$1"), "relabelled"));
+    assert_eq!(t.last("$4"), filed(C));
+    // An edit naming a number two slips away leaves the typo unexplained.
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    t.put(ev("$2", Some("$1"), "label says 999 765 4332?"));
+    t.put(act("edit", "$3", "$1", "$2", &format!("label says {D}")));
+    t.put(ev("$4", Some("$1"), "relabelled"));
+    assert_eq!(t.last("$4"), quarantined(reason::AMBIGUOUS));
 }
 
 #[test]
@@ -607,11 +632,19 @@ fn held_messages_after_an_unexplained_typo_go_ambiguous_when_another_patient_is_
 }
 
 #[test]
-fn held_messages_after_a_typo_are_filed_when_the_corrected_number_comes() {
+fn held_messages_after_a_typo_are_quarantined_when_the_corrected_number_comes() {
     let mut t = Thread::new();
     t.put(ev("$1", None, "majors 1 NHS 999 765 4332"));
     t.put(ev("$2", Some("$1"), "trop pending"));
     t.put(ev("$3", Some("$1"), &format!("sorry, {C}")));
+    assert_eq!(t.last("$3"), filed(C));
+    assert_eq!(t.last("$2"), quarantined(reason::AMBIGUOUS));
+    // Unless the typo itself is put right by its sender's edit first.
+    let mut t = Thread::new();
+    t.put(ev("$1", None, "majors 1 NHS 999 765 4332"));
+    t.put(ev("$2", Some("$1"), "trop pending"));
+    t.put(act("edit", "$3", "$1", "$1", &format!("majors 1 NHS {C}")));
+    assert_eq!(t.last("$3"), filed(C));
     assert_eq!(t.last("$2"), filed(C));
 }
 

@@ -37,7 +37,8 @@ pub struct ThreadState {
     /// patient it knows (their digits): while there is one, the thread may be
     /// about another patient and counts one patient more than it names (fail
     /// safe). A span that a patient named later explains (the same number, or
-    /// one typo away from it) is dropped then.
+    /// only the sender's edit putting a typo right clears a mistyped number) is
+    /// dropped then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unexplained: Vec<String>,
     /// Bed-level locations ("bed:12") named together with the thread's
@@ -149,7 +150,7 @@ impl ThreadState {
         if !self.patients.contains(id) {
             self.patients.push(id.clone());
         }
-        self.unexplained.retain(|span| !near_miss(span, &id.value));
+        self.unexplained.retain(|span| *span != id.value);
     }
 
     /// May the thread be about a patient it does not name?
@@ -161,7 +162,10 @@ impl ThreadState {
 /// Is `span` the identifier `value` or one typing slip from it: one digit
 /// changed or two neighbours swapped? A digit left out or added is not
 /// counted: a number a digit short is one slip from several valid numbers,
-/// so it names no one in particular.
+/// so it names no one in particular. Used only where the sender corrects
+/// their own message by an edit; elsewhere a mistyped number explains
+/// nothing (ARCHITECTURE §4 rule 2: the thread may be about another patient
+/// from then on, even when a number one slip from it is named later).
 pub fn near_miss(span: &str, value: &str) -> bool {
     let (a, b) = (span.as_bytes(), value.as_bytes());
     if a.len() != b.len() {

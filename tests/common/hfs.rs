@@ -217,8 +217,9 @@ pub async fn patient_ids(h: &Hfs) -> HashMap<String, HashSet<String>> {
 }
 
 /// Event ids of the fixtures that must produce a Communication (filed
-/// messages; edits and redactions replace an existing one, reactions write
-/// none), among `only` (all when `None`).
+/// messages, and the sender's edits filed on their own text because their
+/// target was not filed; other edits and redactions replace an existing one,
+/// reactions write none), among `only` (all when `None`).
 pub fn expected_communications(only: Option<&HashSet<String>>) -> HashMap<String, String> {
     let want = super::expected();
     let text = std::fs::read_to_string(super::fixture("ward-chat.ndjson")).unwrap();
@@ -226,7 +227,12 @@ pub fn expected_communications(only: Option<&HashSet<String>>) -> HashMap<String
     for l in text.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         let id = v["id"].as_str().unwrap().to_owned();
-        if v["type"] == "message" && only.is_none_or(|o| o.contains(&id)) {
+        let own = v["type"] == "message"
+            || (v["type"] == "edit"
+                && v["target"]
+                    .as_str()
+                    .is_some_and(|t| want.get(t).is_none_or(|w| w.0 != "filed")));
+        if own && only.is_none_or(|o| o.contains(&id)) {
             ids.push(id);
         }
     }
