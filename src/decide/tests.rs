@@ -1056,3 +1056,109 @@ fn a_resolved_message_keeps_its_content_for_the_window_from_now() {
     assert!(until >= before + Policy::default().hold_window, "{until}");
     assert_eq!(step.decisions[0].patient, Some(Identifier::nhs(A)));
 }
+
+#[test]
+fn an_edit_moves_an_open_task_only_and_only_when_it_changes() {
+    use task::Status;
+    // Same priority after the edit: no Task change.
+    let mut t = Thread::new();
+    t.put(said(
+        "$1",
+        "@a",
+        None,
+        &format!("{A} please repeat the gas"),
+        &[],
+    ));
+    let d = t.put(act(
+        "edit",
+        "$2",
+        "$1",
+        "$1",
+        &format!("{A} please repeat the gas at 4"),
+    ));
+    assert_eq!(t.last("$2"), filed(A));
+    assert!(d[0].task.is_none(), "{:?}", d[0].task);
+    // A completed Task is not moved by an edit, whether it still asks or not.
+    let mut t = Thread::new();
+    t.put(said(
+        "$1",
+        "@a",
+        None,
+        &format!("{A} please repeat the gas"),
+        &[],
+    ));
+    let d = t.put(said("$2", "@b", Some("$1"), "done", &[]));
+    assert_eq!(task_of(&d).1, Status::Completed);
+    let d = t.put(act(
+        "edit",
+        "$3",
+        "$1",
+        "$1",
+        &format!("{A} please repeat the gas urgently"),
+    ));
+    assert!(d[0].task.is_none(), "{:?}", d[0].task);
+    let d = t.put(act(
+        "edit",
+        "$4",
+        "$1",
+        "$1",
+        &format!("{A} gas repeated, fine"),
+    ));
+    assert!(d[0].task.is_none(), "{:?}", d[0].task);
+    assert_eq!(t.state.tasks["$1"].status, Status::Completed);
+}
+
+#[test]
+fn an_edit_with_a_mistyped_number_of_a_filed_message_is_quarantined() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {C} admitted")));
+    // One slip from the filed patient's number, and one from no one's.
+    t.put(act("edit", "$2", "$1", "$1", "pt 999 765 4332 admitted"));
+    assert_eq!(t.last("$2"), quarantined(reason::INVALID_IDENTIFIER));
+    t.put(act(
+        "edit",
+        "$3",
+        "$1",
+        "$1",
+        &format!("pt {C} admitted, was {BAD}"),
+    ));
+    assert_eq!(t.last("$3"), quarantined(reason::INVALID_IDENTIFIER));
+}
+
+#[test]
+fn redacting_one_held_message_keeps_the_others_held() {
+    let mut t = Thread::new();
+    t.put(ev("$1", None, "bed 12 please"));
+    t.put(ev("$2", Some("$1"), "bloods sent"));
+    t.put(act("redaction", "$3", "$1", "$1", ""));
+    assert_eq!(t.state.held.len(), 1);
+    assert_eq!(t.state.held[0].event.id, "$2");
+    t.put(ev("$4", Some("$1"), &format!("pt {A}")));
+    assert_eq!(t.last("$2"), filed(A));
+}
+
+#[test]
+fn an_edit_of_a_message_filed_before_meta_was_kept_links_to_the_thread_root() {
+    // A state written before filed messages kept their meta: the edit's
+    // links are rebuilt, never pointing a message at itself.
+    let mut t = Thread::new();
+    t.put(ev("$1", None, &format!("pt {A} admitted")));
+    t.put(ev("$2", Some("$1"), "bloods sent"));
+    t.state.meta.clear();
+    let d = t.put(act(
+        "edit",
+        "$3",
+        "$1",
+        "$1",
+        &format!("pt {A} admitted to bay 4"),
+    ));
+    let Some(Write::Edit { meta, .. }) = &d[0].write else {
+        panic!("{:?}", d[0].write)
+    };
+    assert_eq!(meta.part_of, None, "the root is not part of itself");
+    let d = t.put(act("edit", "$4", "$1", "$2", "bloods sent 10:00"));
+    let Some(Write::Edit { meta, .. }) = &d[0].write else {
+        panic!("{:?}", d[0].write)
+    };
+    assert_eq!(meta.part_of.as_deref(), Some("$1"));
+}
