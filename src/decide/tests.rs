@@ -1162,3 +1162,24 @@ fn an_edit_of_a_message_filed_before_meta_was_kept_links_to_the_thread_root() {
     };
     assert_eq!(meta.part_of.as_deref(), Some("$1"));
 }
+
+#[test]
+fn only_quarantined_messages_are_put_right_by_an_edit() {
+    // A held message that expired unfiled (the thread never named anyone):
+    // an edit naming a patient later is not applied.
+    let mut t = Thread::new();
+    t.put(ev("$1", None, "bed 12 please"));
+    let step = expire(std::mem::take(&mut t.state), now() + Duration::hours(73));
+    assert_eq!(step.decisions[0].outcome, Outcome::Ignored);
+    t.state = step.state;
+    assert!(t.state.quarantined.is_empty());
+    t.put(act("edit", "$2", "$1", "$1", &format!("bed 12 {A} please")));
+    assert_eq!(
+        t.last("$2"),
+        (
+            Outcome::Ignored,
+            Some(reason::TARGET_NOT_FILED.into()),
+            None
+        )
+    );
+}
