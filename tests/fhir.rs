@@ -126,6 +126,37 @@ async fn fixtures_into_fhir_exactly_once_and_replay_creates_nothing() {
     assert!(redacted.iter().all(|c| c.get("payload").is_none()));
 }
 
+/// Runs the binary on `events` (one thread file) into `h` and returns the
+/// quarantine list's reason per event id.
+async fn run_and_list_quarantine(h: &Hfs, events: &[String]) -> HashMap<String, String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("in.ndjson");
+    std::fs::write(&src, events.join("\n")).unwrap();
+    let ledger = tmp.path().join("l.db");
+    ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
+    let q = run_bin(
+        vec![
+            "quarantine".into(),
+            "list".into(),
+            "--json".into(),
+            "--ledger".into(),
+            ledger.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    String::from_utf8_lossy(&q.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["event_id"].as_str().unwrap().to_owned(),
+                v["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn ev(id: &str, thread: Option<&str>, text: &str) -> String {
     let mut v = serde_json::json!({"id": id, "platform": "t", "room": "!r", "sender": "@a", "sent_at": "2026-11-21T10:00:00Z", "text": text});
     if let Some(t) = thread {
@@ -146,11 +177,9 @@ async fn a_paired_hospital_number_of_another_patient_is_quarantined_not_written(
         field(1, "hospital_number"),
     );
     let unknown_h = "H0000017";
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("in.ndjson");
-    std::fs::write(
-        &src,
-        [
+    let reasons = run_and_list_quarantine(
+        &h,
+        &[
             ev(
                 "$same",
                 None,
@@ -162,33 +191,9 @@ async fn a_paired_hospital_number_of_another_patient_is_quarantined_not_written(
                 &format!("pt {a} (H number {b_h}) for review"),
             ),
             ev("$unk", None, &format!("pt {a} ({unknown_h}) bloods sent")),
-        ]
-        .join("\n"),
-    )
-    .unwrap();
-    let ledger = tmp.path().join("l.db");
-    ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
-    let q = run_bin(
-        vec![
-            "quarantine".into(),
-            "list".into(),
-            "--json".into(),
-            "--ledger".into(),
-            ledger.display().to_string(),
         ],
-        vec![],
     )
     .await;
-    let reasons: HashMap<String, String> = String::from_utf8_lossy(&q.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["event_id"].as_str().unwrap().to_owned(),
-                v["reason"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
     assert_eq!(
         reasons.get("$other").map(String::as_str),
         Some("multi-patient"),
@@ -227,43 +232,17 @@ async fn unknown_and_ambiguous_patients_are_quarantined_not_written() {
         .as_str()
         .unwrap()
         .to_owned();
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("in.ndjson");
-    std::fs::write(
-        &src,
-        [
+    let reasons = run_and_list_quarantine(
+        &h,
+        &[
             ev("$u1", None, &format!("pt {unknown} in bay 2")),
             ev("$u2", Some("$u1"), "bloods sent"),
             ev("$d1", None, &format!("pt {dup} for review")),
             ev("$k1", None, &format!("pt {known} stable")),
             ev("$k2", Some("$k1"), "for discharge"),
-        ]
-        .join("\n"),
-    )
-    .unwrap();
-    let ledger = tmp.path().join("l.db");
-    ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
-    let q = run_bin(
-        vec![
-            "quarantine".into(),
-            "list".into(),
-            "--json".into(),
-            "--ledger".into(),
-            ledger.display().to_string(),
         ],
-        vec![],
     )
     .await;
-    let reasons: HashMap<String, String> = String::from_utf8_lossy(&q.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["event_id"].as_str().unwrap().to_owned(),
-                v["reason"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
     assert_eq!(
         reasons.get("$u1").map(String::as_str),
         Some("unknown-patient")
