@@ -373,6 +373,19 @@ fn said(id: &str, who: &str, reply_to: Option<&str>, text: &str, mentions: &[&st
     parse_event(&v.to_string(), "chat").unwrap()
 }
 
+/// A thread whose first message asks for a repeat gas for A (an open Task).
+fn gas_request() -> Thread {
+    let mut t = Thread::new();
+    t.put(said(
+        "$1",
+        "@a",
+        None,
+        &format!("{A} please repeat the gas"),
+        &[],
+    ));
+    t
+}
+
 fn task_of(d: &[Decision]) -> (String, task::Status, task::Priority, Option<String>) {
     let c = d.last().unwrap().task.as_ref().expect("a task change");
     (
@@ -451,14 +464,7 @@ fn tasks_owner_is_the_person_mentioned() {
 #[test]
 fn tasks_are_answered_by_reply_or_as_the_threads_only_open_task() {
     use task::Status;
-    let mut t = Thread::new();
-    t.put(said(
-        "$1",
-        "@a",
-        None,
-        &format!("{A} please repeat the gas"),
-        &[],
-    ));
+    let mut t = gas_request();
     t.put(said(
         "$2",
         "@a",
@@ -483,14 +489,7 @@ fn tasks_are_answered_by_reply_or_as_the_threads_only_open_task() {
 #[test]
 fn tasks_reaction_moves_the_task_of_its_target() {
     use task::Status;
-    let mut t = Thread::new();
-    t.put(said(
-        "$1",
-        "@a",
-        None,
-        &format!("{A} please repeat the gas"),
-        &[],
-    ));
+    let mut t = gas_request();
     let d = t.put(act("reaction", "$2", "$1", "$1", ""));
     assert_eq!(d[0].outcome, Outcome::Filed);
     assert_eq!(d[0].write, Some(Write::TaskOnly));
@@ -507,14 +506,7 @@ fn tasks_reaction_moves_the_task_of_its_target() {
 #[test]
 fn tasks_edit_re_evaluates_and_redaction_cancels() {
     use task::{Priority, Status};
-    let mut t = Thread::new();
-    t.put(said(
-        "$1",
-        "@a",
-        None,
-        &format!("{A} please repeat the gas"),
-        &[],
-    ));
+    let mut t = gas_request();
     let d = t.put(act(
         "edit",
         "$2",
@@ -1061,14 +1053,7 @@ fn a_resolved_message_keeps_its_content_for_the_window_from_now() {
 fn an_edit_moves_an_open_task_only_and_only_when_it_changes() {
     use task::Status;
     // Same priority after the edit: no Task change.
-    let mut t = Thread::new();
-    t.put(said(
-        "$1",
-        "@a",
-        None,
-        &format!("{A} please repeat the gas"),
-        &[],
-    ));
+    let mut t = gas_request();
     let d = t.put(act(
         "edit",
         "$2",
@@ -1079,14 +1064,7 @@ fn an_edit_moves_an_open_task_only_and_only_when_it_changes() {
     assert_eq!(t.last("$2"), filed(A));
     assert!(d[0].task.is_none(), "{:?}", d[0].task);
     // A completed Task is not moved by an edit, whether it still asks or not.
-    let mut t = Thread::new();
-    t.put(said(
-        "$1",
-        "@a",
-        None,
-        &format!("{A} please repeat the gas"),
-        &[],
-    ));
+    let mut t = gas_request();
     let d = t.put(said("$2", "@b", Some("$1"), "done", &[]));
     assert_eq!(task_of(&d).1, Status::Completed);
     let d = t.put(act(
