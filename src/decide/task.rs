@@ -455,7 +455,7 @@ impl TaskRules {
     /// ("NOW", not "NOW-ish"), or a mark of `emphasis` ("self-extubated!!")?
     fn emphatic(&self, text: &str) -> bool {
         let shouted = text
-            .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\''))
+            .split(|c: char| !(c.is_alphanumeric() || c == '-'))
             .filter(|t| t.chars().count() >= 3 && !t.chars().any(char::is_lowercase))
             .any(|t| {
                 let t = t.to_lowercase();
