@@ -144,6 +144,9 @@ fn a_red_flag_observation_makes_a_request_urgent() {
         "could the dr review, HR 142 irregular",
         "pls review bed 2, temp 34.6",
         "please review, RR 7",
+        // The number may be the second word after the name.
+        "pls review, sats RA 88",
+        "please see him, resp rate 32",
     ] {
         assert_eq!(rules().request(m), Some(Priority::Urgent), "{m}");
         assert_eq!(
@@ -156,6 +159,8 @@ fn a_red_flag_observation_makes_a_request_urgent() {
     for m in [
         "can someone check bed 4, sats 94% RA",
         "could a dr prescribe target sats 88-92%",
+        "could a dr prescribe target sats 88 - 92%",
+        "please aim sats 88 to 92 on the chart",
         "please review, RR 24, HR 130, BP 91/60",
         "can we recheck the BP and sats later please, 80 year old",
         "pls review bed 2, temp 35.1",
