@@ -591,6 +591,14 @@ fn the_senders_edit_putting_a_typo_right_clears_the_thread() {
     assert_eq!(t.last("$3"), filed(C));
     t.put(ev("$4", Some("$1"), "relabelled"));
     assert_eq!(t.last("$4"), filed(C));
+    // The edit puts right its own typo only: another typo stays unexplained.
+    let mut t = Thread::new();
+    t.put(ev("$1", None, "pt 999 765 4332 admitted"));
+    t.put(ev("$2", Some("$1"), &format!("was it {BAD}?")));
+    t.put(act("edit", "$3", "$1", "$1", &format!("pt {C} admitted")));
+    assert_eq!(t.last("$3"), filed(C));
+    t.put(ev("$4", Some("$1"), "relabelled"));
+    assert_eq!(t.last("$4"), quarantined(reason::AMBIGUOUS));
     // An edit naming a number two slips away leaves the typo unexplained.
     let mut t = Thread::new();
     t.put(ev("$1", None, &format!("pt {C} admitted")));

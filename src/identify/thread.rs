@@ -178,3 +178,30 @@ pub fn near_miss(span: &str, value: &str) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::near_miss;
+
+    #[test]
+    fn a_near_miss_is_the_same_number_one_digit_changed_or_two_neighbours_swapped() {
+        let n = "9997654323";
+        assert!(near_miss(n, n));
+        assert!(near_miss("9997654324", n), "one digit changed");
+        assert!(near_miss("9997654332", n), "the last two swapped");
+        assert!(near_miss("9979654323", n), "two neighbours swapped");
+        // Two digits changed, apart or side by side but not a swap; a digit
+        // more or less; a swap of two digits that are not neighbours.
+        assert!(!near_miss("9997654311", n));
+        assert!(!near_miss("1997654321", n));
+        assert!(!near_miss("9997654355", n));
+        assert!(
+            !near_miss("9997654342", n),
+            "neighbours changed, not swapped"
+        );
+        assert!(!near_miss("9997654213", n), "32 -> 21 is not a swap");
+        assert!(!near_miss("999765432", n));
+        assert!(!near_miss("99976543231", n));
+        assert!(!near_miss("9995674323", n), "swap of digits two apart");
+    }
+}
