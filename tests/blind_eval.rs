@@ -43,6 +43,8 @@ struct Figures {
     filed_task_fp: usize,
     filed_task_fn: usize,
     filed_prio_ok: usize,
+    /// Priority confusion over true positives: (labelled, given) -> count.
+    prio_confusion: BTreeMap<(String, String), usize>,
     outcomes: BTreeMap<String, usize>,
     notes: Vec<String>,
 }
@@ -89,6 +91,13 @@ impl Figures {
             self.filed_task_fp,
             self.filed_task_fn
         );
+        let confusion: Vec<String> = self
+            .prio_confusion
+            .iter()
+            .filter(|((w, g), _)| w != g)
+            .map(|((w, g), n)| format!("{w}->{g} {n}"))
+            .collect();
+        println!("priority errors (labelled->given): {}", confusion.join(", "));
         println!("final outcomes: {:?}", self.outcomes);
         if std::env::var_os("RECORDBRIDGE_TEST_EVAL_VERBOSE").is_some() {
             for n in &self.notes {
@@ -276,6 +285,8 @@ fn evaluate(file: &str) -> Figures {
                     f.task_tp += 1;
                     let w: Option<Priority> =
                         serde_json::from_value(label["task"]["priority"].clone()).ok();
+                    let wn = w.map_or("none", Priority::as_str).to_owned();
+                    *f.prio_confusion.entry((wn, p.as_str().to_owned())).or_default() += 1;
                     if w == Some(p) {
                         f.prio_ok += 1;
                     } else {
