@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use recordbridge::config::Config;
 use recordbridge::ledger::Ledger;
-use recordbridge::{ops, run};
+use recordbridge::{ops, pipeline};
 
 /// Files clinical chat into the patient record as FHIR R4 Communication + Provenance.
 #[derive(Parser)]
@@ -232,7 +232,7 @@ async fn main() -> ExitCode {
     };
     ops::init_tracing(&cfg.log.format, &cfg.log.level);
     let result = match cli.command {
-        Command::Run(a) => match run::Run::new(cfg, a.dry_run).await {
+        Command::Run(a) => match pipeline::Run::new(cfg, a.dry_run).await {
             Ok(r) => r.run().await.map(|_| ()),
             Err(e) => Err(e),
         },
@@ -402,7 +402,7 @@ async fn quarantine_review(cfg: &Config, cmd: QuarantineCmd) -> anyhow::Result<(
         } => {
             let patient = review::parse_patient(&patient)?;
             let policy = recordbridge::decide::Policy {
-                tasks: std::sync::Arc::new(run::load_tasks(cfg)?),
+                tasks: std::sync::Arc::new(pipeline::load_tasks(cfg)?),
                 ..Default::default()
             };
             let mut result = Ok(());

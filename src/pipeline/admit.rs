@@ -1,0 +1,243 @@
+//! Admission of a delivery: adapted to chat event v1 and routed to its
+//! thread, or ignored (not chat) or rejected (malformed: the reject report of
+//! a file, the dead-letter queue of a broker), each with its reason.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::PoisonError;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tracing::{debug, warn};
+
+use crate::decide::reason;
+use crate::event::ChatEvent;
+use crate::source::Delivery;
+use crate::source::amqp::AmqpMsg;
+
+use super::outcomes::{publish_direct, ts};
+use super::route::{RecentThreads, thread_key};
+use super::*;
+
+/// Reject report: one JSON line per malformed input, with its position, reason and raw content.
+pub(super) struct RejectReport {
+    pub(super) path: Option<PathBuf>,
+    pub(super) file: Option<std::fs::File>,
+}
+
+impl RejectReport {
+    pub(super) fn write(
+        &mut self,
+        source: &str,
+        line: u64,
+        reason: &str,
+        raw: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let rec = serde_json::json!({"source": source, "line": line, "outcome": "rejected", "reason": reason, "raw": raw});
+        self.append(&rec)
+    }
+
+    /// A parsed event the FHIR server refused: kept whole so it can be corrected and replayed.
+    pub(super) fn write_event(
+        &mut self,
+        source: &str,
+        ev: &ChatEvent,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let raw = serde_json::to_string(ev)?;
+        let rec = serde_json::json!({"source": source, "event_id": ev.id, "outcome": "rejected", "reason": reason, "raw": raw});
+        self.append(&rec)
+    }
+
+    fn append(&mut self, rec: &serde_json::Value) -> anyhow::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let f = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening reject report {}", path.display()))?,
+            ),
+        };
+        writeln!(f, "{rec}")?;
+        f.sync_data()?;
+        Ok(())
+    }
+}
+
+/// The format of a delivery: its format header (AMQP), else the setting `format`.
+pub(super) fn format_of<'a>(
+    sh: &'a Shared,
+    d: &Delivery,
+) -> Result<crate::adapt::Format<'a>, String> {
+    let named = d
+        .amqp
+        .as_ref()
+        .and_then(|m| m.header_text(&sh.cfg.amqp.format_header));
+    let name = named.as_deref().unwrap_or(&sh.cfg.format);
+    sh.formats.get(name).ok_or_else(|| {
+        let shown: String = name.chars().take(64).collect();
+        format!(
+            "header `{}`: `{shown}` is not a known format (known: {})",
+            sh.cfg.amqp.format_header,
+            sh.formats.names().join(", ")
+        )
+    })
+}
+
+/// Adapt a delivery to chat event v1 and find its thread; malformed input is
+/// rejected and events that are not chat (a platform's state or system
+/// events) are ignored here.
+pub(super) async fn dispatch(
+    sh: &Shared,
+    recent: &mut RecentThreads,
+    d: Delivery,
+) -> anyhow::Result<Option<(ChatEvent, String, Option<AmqpMsg>)>> {
+    let adapted = d.body.as_deref().map_err(|e| e.clone()).and_then(|s| {
+        let format = format_of(sh, &d)?;
+        crate::adapt::adapt(format, s, &sh.cfg.platform)
+    });
+    match adapted {
+        Ok(crate::adapt::Adapted::Event(ev)) => {
+            let key = thread_key(sh, recent, &ev).await?;
+            Ok(Some((*ev, key, d.amqp)))
+        }
+        Ok(crate::adapt::Adapted::Ignored {
+            id,
+            platform,
+            reason,
+            event_type,
+        }) => {
+            let what = (id.as_deref(), &platform[..], event_type.as_deref());
+            ignore(sh, &d, what, &reason, Utc::now()).await?;
+            Ok(None)
+        }
+        Err(reason) => {
+            reject(sh, &d, &reason, Utc::now()).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The reason a mapping gives an end-to-end encrypted event (`matrix.toml`).
+pub const ENCRYPTED: &str = "encrypted";
+
+/// A platform event that is not a chat message (room state, a system
+/// message, an event type no rule maps): decided `ignored` with the mapping's
+/// reason. Nothing is filed or dead-lettered; with AMQP an outcome event is
+/// published and the message acknowledged.
+pub(super) async fn ignore(
+    sh: &Shared,
+    d: &Delivery,
+    (id, platform, event_type): (Option<&str>, &str, Option<&str>),
+    why: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sh.summary
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .ignored += 1;
+    // The event type is a checked token (mapping.rs), never content.
+    debug!(line = d.seq, source = %sh.source_name, platform, event_type, reason = why, "ignored a platform event that is not a chat message");
+    crate::ops::metrics().decided("ignored", Some(why));
+    if why == ENCRYPTED {
+        crate::ops::metrics()
+            .encrypted
+            .get_or_create(&vec![("platform".to_owned(), platform.to_owned())])
+            .inc();
+        warn!(line = d.seq, source = %sh.source_name, platform, "an end-to-end encrypted event: the bridge cannot read it, so nothing of its room reaches the record");
+    }
+    if let Output::DryRun(w) = &sh.out {
+        let line = serde_json::json!({"event_id": id, "outcome": "ignored", "patient": null,
+            "identifiers": [], "task": null, "reason": why});
+        writeln!(w.lock().unwrap_or_else(PoisonError::into_inner), "{line}")?;
+    }
+    if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
+        let payload = serde_json::json!({
+            "event_id": id, "platform": platform, "room": null, "thread": null,
+            "outcome": "ignored", "reason": why, "patient": null, "resources": [],
+            "decided_at": ts(now),
+        });
+        if !publish_direct(sh, b, &format!("ignored.{platform}"), &payload, id).await {
+            return Ok(());
+        }
+        b.ack(m).await;
+    }
+    Ok(())
+}
+
+pub(super) async fn reject(
+    sh: &Shared,
+    d: &Delivery,
+    why: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sh.summary
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .rejected += 1;
+    warn!(line = d.seq, source = %sh.source_name, reason = why, "rejected malformed event");
+    crate::ops::metrics().decided("rejected", Some(reason::MALFORMED));
+    let id_of = || {
+        d.body
+            .as_ref()
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+    };
+    if let Output::DryRun(w) = &sh.out {
+        let id = id_of().and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+        let line = serde_json::json!({"event_id": id, "outcome": "rejected", "patient": null,
+            "identifiers": [], "task": null, "reason": reason::MALFORMED});
+        writeln!(w.lock().unwrap_or_else(PoisonError::into_inner), "{line}")?;
+    } else if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
+        // The dead-letter queue is the reject report of a queue: the message
+        // goes there unchanged, with the reason in a header.
+        let body = match (&d.body, &m.raw_invalid) {
+            (Ok(s), _) => s.as_bytes(),
+            (Err(_), Some(raw)) => raw.as_slice(),
+            (Err(_), None) => &[],
+        };
+        if let Err(e) = b
+            .dead_letter(&m.routing_key, &m.properties, body, why)
+            .await
+        {
+            // Not acknowledged: it comes back after a reconnect.
+            warn!(error = %e, "could not dead-letter a malformed delivery; it will be redelivered");
+            return Ok(());
+        }
+    } else {
+        sh.rejects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(&sh.source_name, d.seq, why, d.body.as_deref().ok())?;
+    }
+    sh.ledger
+        .record_reject(&format!("{}:{}", sh.source_name, d.seq), why, now)
+        .await?;
+    if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
+        let v = id_of();
+        let field = |k: &str| {
+            v.as_ref()
+                .and_then(|v| v.get(k))
+                .and_then(|x| x.as_str())
+                .filter(|x| !x.is_empty() && x.len() <= 256)
+                .map(str::to_owned)
+        };
+        let platform = field("platform").unwrap_or_else(|| sh.cfg.platform.clone());
+        let payload = serde_json::json!({
+            "event_id": field("id"), "platform": platform, "room": field("room"),
+            "thread": field("thread"), "outcome": "rejected", "reason": reason::MALFORMED,
+            "detail": why, "patient": null, "resources": [], "decided_at": ts(now),
+        });
+        let rk = format!("rejected.{platform}");
+        if !publish_direct(sh, b, &rk, &payload, field("id").as_deref()).await {
+            return Ok(());
+        }
+        b.ack(m).await;
+    }
+    Ok(())
+}

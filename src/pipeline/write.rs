@@ -1,0 +1,156 @@
+//! Writing one filed decision to the sink (bundle directory, FHIR server or
+//! none in a dry run), and how a sink's refusal changes the decision.
+
+use std::sync::PoisonError;
+
+use chrono::{DateTime, Utc};
+use tracing::{debug, warn};
+
+use crate::decide::{self, Decision, Outcome, reason};
+use crate::record::{self, RecordCtx};
+use crate::sink::WriteError;
+use crate::sink::fhir::Resolution;
+
+use super::*;
+
+/// Write one filed decision; may turn it into a quarantine (rule 7) or a reject (4xx).
+/// Returns the Communication/Task resources written (for the outcome event).
+pub(super) async fn write(
+    sh: &Shared,
+    d: &mut Decision,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let device = &sh.cfg.device;
+    match &sh.out {
+        Output::DryRun(_) => Ok(Vec::new()),
+        Output::Dir(sink) => {
+            let ctx = RecordCtx {
+                now,
+                patient_ref: None,
+                device,
+            };
+            let Some(b) = record::bundle(d, &ctx) else {
+                return Ok(Vec::new());
+            };
+            let t = std::time::Instant::now();
+            sink.write(&serde_json::to_vec(&b)?)
+                .map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}"))?;
+            crate::ops::metrics()
+                .sink_seconds
+                .observe(t.elapsed().as_secs_f64());
+            sh.summary
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .bundles += 1;
+            // No server ids in a bundle file: name the resource by its identifier.
+            let e = &d.event;
+            let mut res = match &d.write {
+                Some(decide::Write::Redact { target, .. } | decide::Write::Edit { target, .. }) => {
+                    vec![record::communication_ref(&e.platform, target)]
+                }
+                Some(decide::Write::TaskOnly) => Vec::new(),
+                _ => vec![record::communication_ref(&e.platform, &e.id)],
+            };
+            if let Some(t) = &d.task {
+                res.push(format!(
+                    "Task/{}",
+                    record::task::task_id(&e.platform, &t.request_id)
+                ));
+            }
+            Ok(res)
+        }
+        Output::Fhir(sink) => {
+            let mut patient_ref = None;
+            if sh.cfg.fhir.resolve_patients {
+                let Some(p) = d.patient.clone() else {
+                    return Ok(Vec::new());
+                };
+                match sink.resolve(&p).await {
+                    Ok(Resolution::Found(r)) => patient_ref = Some(r),
+                    Ok(Resolution::Unknown) => {
+                        quarantine(d, reason::UNKNOWN_PATIENT);
+                        return Ok(Vec::new());
+                    }
+                    Ok(Resolution::Ambiguous) => {
+                        quarantine(d, reason::AMBIGUOUS_PATIENT);
+                        return Ok(Vec::new());
+                    }
+                    Err(e) => return fail(d, e).map(|()| Vec::new()),
+                }
+                // The patient's second identifier written beside the first
+                // (pairing) must be the same Patient's, or not known at all.
+                let others: Vec<_> = d.identifiers.iter().filter(|i| **i != p).cloned().collect();
+                for other in others {
+                    match sink.resolve(&other).await {
+                        Ok(Resolution::Found(r)) if Some(&r) != patient_ref.as_ref() => {
+                            quarantine(d, reason::MULTI_PATIENT);
+                            return Ok(Vec::new());
+                        }
+                        Ok(Resolution::Ambiguous) => {
+                            quarantine(d, reason::AMBIGUOUS_PATIENT);
+                            return Ok(Vec::new());
+                        }
+                        Ok(_) => {}
+                        Err(e) => return fail(d, e).map(|()| Vec::new()),
+                    }
+                }
+            }
+            let ctx = RecordCtx {
+                now,
+                patient_ref: patient_ref.as_deref(),
+                device,
+            };
+            let Some(b) = record::bundle(d, &ctx) else {
+                return Ok(Vec::new());
+            };
+            let t = std::time::Instant::now();
+            let written = sink.write(&serde_json::to_vec(&b)?).await;
+            crate::ops::metrics()
+                .sink_seconds
+                .observe(t.elapsed().as_secs_f64());
+            match written {
+                Ok(resources) => {
+                    debug!(event_id = %d.event.id, resources = resources.len(), "written");
+                    sh.summary
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .bundles += 1;
+                    Ok(resources
+                        .into_iter()
+                        .filter(|r| r.starts_with("Communication/") || r.starts_with("Task/"))
+                        .collect())
+                }
+                Err(e) => fail(d, e).map(|()| Vec::new()),
+            }
+        }
+    }
+}
+
+pub(super) fn quarantine(d: &mut Decision, why: &str) {
+    d.outcome = Outcome::Quarantined;
+    d.reason = Some(why.to_owned());
+    d.write = None;
+}
+
+pub(super) fn fail(d: &mut Decision, e: WriteError) -> anyhow::Result<()> {
+    match e {
+        WriteError::Rejected(why) => {
+            warn!(event_id = %d.event.id, reason = %why, "FHIR server refused the bundle; event rejected");
+            d.outcome = Outcome::Rejected;
+            d.reason = Some(why);
+            d.write = None;
+            Ok(())
+        }
+        WriteError::Retryable(why) => Err(SinkUnavailable(format!(
+            "FHIR server unavailable, stopping with event {} uncommitted (it is redone on the next run): {why}",
+            d.event.id
+        ))
+        .into()),
+        WriteError::Fatal(why) => {
+            anyhow::bail!(
+                "cannot write to the FHIR server, stopping with event {} uncommitted (it is redone on the next run): {why}",
+                d.event.id
+            )
+        }
+    }
+}
