@@ -634,11 +634,24 @@ mod class_tests {
     }
 
     #[test]
+    fn a_row_pasted_with_tabs_names_the_number_in_its_own_cell() {
+        // A spreadsheet or Teams table pasted as tab-separated cells: the
+        // digits of the cells beside the number are other columns.
+        names_b("1\tA. Kowalski\t999.246.8130\t72.5\npls check dry wts");
+        names_b("Name\tDOB\tNHS\tBed\nErnest Vickers\t12/03/1938\t9992468130\t22");
+        names_b("9992468130\t22");
+        // A number that shares its cell with more digits is not whole.
+        suspicious("1\tA. Kowalski\t999.246.8130 72\t5");
+        suspicious("12\t9992468130 4");
+    }
+
+    #[test]
     fn class3_unicode_digits_spaces_and_dashes() {
         names_b("pt ９９９ ２４６ ８１３０");
         names_b("pt ٩٩٩٢٤٦٨١٣٠");
         names_b("pt 999\u{200b}246\u{200b}8130");
         names_b("pt 999\t246\t8130");
+        names_b("999\t246\t8130");
         names_b("pt 999–246–8130");
         names_b("pt 999\u{202f}246\u{202f}8130");
         names_b("nhs=9992468130");

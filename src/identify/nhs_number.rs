@@ -86,6 +86,8 @@
 //! characters next to a chain, so it never panics and does not allocate for
 //! text without ASCII digits.
 
+use super::normalize::CELL;
+
 /// A 10-digit candidate found in text, in a recognised written form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NhsCandidate {
@@ -181,7 +183,7 @@ fn beside_a_table_cell(chars: impl Iterator<Item = char>) -> bool {
     for c in chars {
         match c {
             ' ' | '\t' if spaces < 2 => spaces += 1,
-            '|' if !bar => {
+            '|' | CELL if !bar => {
                 bar = true;
                 spaces = 0;
             }
@@ -194,12 +196,34 @@ fn beside_a_table_cell(chars: impl Iterator<Item = char>) -> bool {
 /// Is the chain a whole table cell of one line: `|`, spaces or tabs, the
 /// chain without a line break, spaces or tabs, `|` ("| 1 | 999 968 0453 |
 /// DHS |")? Such a number is a cell's value of its own, whatever the cells
-/// beside it hold; a chain across a line break may join two rows' cells.
+/// beside it hold; a chain across a line break may join two rows' cells. In a
+/// tab-separated row (cells parted by [`CELL`], see `normalize`) the start
+/// or end of the line bounds its first or last cell.
 fn whole_cell(text: &str, start: usize, end: usize) -> bool {
-    fn bar(mut it: impl Iterator<Item = char>) -> bool {
-        it.find(|c| !matches!(c, ' ' | '\t')) == Some('|')
+    /// What bounds the cell on one side: `|`, [`CELL`], or the line's edge.
+    #[derive(PartialEq)]
+    enum Edge {
+        Bar,
+        Cell,
+        Line,
+        None,
     }
-    !text[start..end].contains('\n') && bar(text[..start].chars().rev()) && bar(text[end..].chars())
+    fn edge(mut it: impl Iterator<Item = char>) -> Edge {
+        match it.find(|c| !matches!(c, ' ' | '\t')) {
+            Some('|') => Edge::Bar,
+            Some(CELL) => Edge::Cell,
+            None | Some('\n') => Edge::Line,
+            Some(_) => Edge::None,
+        }
+    }
+    if text[start..end].contains('\n') {
+        return false;
+    }
+    match (edge(text[..start].chars().rev()), edge(text[end..].chars())) {
+        (Edge::Bar | Edge::Cell, Edge::Bar | Edge::Cell) => true,
+        (Edge::Cell, Edge::Line) | (Edge::Line, Edge::Cell) => true,
+        _ => false,
+    }
 }
 
 /// Applies boundary rules 1-4 to the characters on one side of a chain,
@@ -222,6 +246,7 @@ fn side_is_glued(chars: impl Iterator<Item = char> + Clone, left: bool, cell: bo
             if !c.is_whitespace()
                 && !is_attached_separator(c)
                 && c != '/'
+                && c != CELL
                 && it.clone().next().is_some_and(|d| d.is_ascii_digit()) =>
         {
             true
@@ -666,6 +691,28 @@ mod tests {
         assert_found("9434765919   | 42", "9434765919");
         assert_found("9434765919 |   42", "9434765919");
         assert_found("9434765919 || 42", "9434765919");
+    }
+
+    #[test]
+    fn a_whole_cell_of_a_tab_separated_row_is_a_candidate() {
+        // Cells parted by CELL (tabs of a pasted row, see `normalize`).
+        assert_found(
+            "1\u{1f}A. Kowalski\u{1f}943.476.5919\u{1f}72.5",
+            "943.476.5919",
+        );
+        assert_found(
+            "Ernest\u{1f}12/03/1938\u{1f}9434765919\u{1f}22",
+            "9434765919",
+        );
+        // The line's edge bounds the first and the last cell.
+        assert_found("9434765919\u{1f}22", "9434765919");
+        assert_found("x\n22\u{1f}943 476 5919\ny", "943 476 5919");
+        // Not a whole cell: letters or more digits in the same cell, a line
+        // break inside, or only line edges (no cell boundary at all).
+        assert_none("1\u{1f}9434765919 12\u{1f}x");
+        assert_none("1\u{1f}x 9434765919 12");
+        assert_none("1\u{1f}943 476\n5919\u{1f}2");
+        assert_none("1 9434765919");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! |---|---|
 //! | any Unicode decimal digit (general category Nd) | its ASCII digit |
 //! | full-width ASCII forms U+FF01–U+FF5E (`Ｎ`, `＃`, `－`) | the ASCII character |
-//! | tab, no-break and other Unicode spaces (Zs) | `' '` |
+//! | tab between the cells of a pasted table row, one cell of which is a whole NHS number in a written form of its own (`1⇥A. Kowalski⇥999.123.9995⇥72.5`) | [`CELL`] (U+001F, the unit separator) |
+//! | any other tab, no-break and other Unicode spaces (Zs) | `' '` |
 //! | CR, line and paragraph separators, NEL | `'\n'` |
 //! | hyphen and dash punctuation (U+2010–U+2015, U+2043, U+2212, U+FE58, U+FE63) | `'-'` |
 //! | zero-width and format characters (U+200B–U+200F, U+202A–U+202E, U+2060–U+2069, U+FEFF, U+00AD, U+180E) | removed |
@@ -55,6 +56,39 @@ fn digit_value(c: char) -> Option<u32> {
     Some(k % 10)
 }
 
+/// A cell boundary of a tab-separated row (U+001F, the ASCII unit
+/// separator): the grammar reads a number between two as a cell of its own.
+pub const CELL: char = '\u{1F}';
+
+/// Tabs of each line become [`CELL`] when the line is a row of tab-separated
+/// cells one of which is a whole NHS number in a written form of its own
+/// (pasted from a spreadsheet or a Teams table: the digits in the cells
+/// beside it are other columns), else spaces ("pt 999⇥246⇥8130" is one
+/// number typed with tabs).
+fn tab_cells(text: String) -> String {
+    if !text.contains('\t') {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let row = line.contains('\t')
+            && line.split('\t').any(|cell| {
+                let cell = cell.trim_matches(' ');
+                let c = super::nhs_number::find_candidates(cell);
+                c.len() == 1 && c[0].start == 0 && c[0].end == cell.len()
+            });
+        out.extend(line.chars().map(|c| match c {
+            '\t' if row => CELL,
+            '\t' => ' ',
+            c => c,
+        }));
+    }
+    out
+}
+
 /// Normalise `text` for identification (see the module documentation).
 pub fn normalize(text: &str) -> String {
     if text.is_ascii() && !text.contains(['\t', '\r']) {
@@ -63,7 +97,7 @@ pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '\t' => out.push(' '),
+            '\t' => out.push('\t'),
             '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' => out.push('\n'),
             '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
@@ -86,12 +120,32 @@ pub fn normalize(text: &str) -> String {
             },
         }
     }
-    out
+    tab_cells(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tabs_part_cells_only_in_a_row_with_a_whole_nhs_number() {
+        assert_eq!(
+            normalize("1\tA. K\t999.246.8130\t72.5"),
+            "1\u{1f}A. K\u{1f}999.246.8130\u{1f}72.5"
+        );
+        // Each line on its own; a row without a whole number keeps spaces.
+        assert_eq!(
+            normalize("a\tb\n9992468130\t22\r2\t3"),
+            "a b\n9992468130\u{1f}22\n2 3"
+        );
+        assert_eq!(normalize("pt 999\t246\t8130"), "pt 999 246 8130");
+        // The cell is read normalised: full-width digits, a zero-width space.
+        assert_eq!(
+            normalize("x\t９９９２４６８１３０\t1"),
+            "x\u{1f}9992468130\u{1f}1"
+        );
+        assert_eq!(normalize("x\t999\u{200b}2468130 5\t1"), "x 9992468130 5 1");
+    }
 
     #[test]
     fn ascii_text_is_unchanged() {
