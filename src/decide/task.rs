@@ -139,8 +139,8 @@ struct PriorityLists {
 
 /// One observation: its names, and the values that are a red flag (under
 /// `below` or over `above`), read from the first number within two words
-/// after a name ("sats 88% on 4L", "BP 78/40", "RR 32"). Not after one of
-/// `not_after` ("target sats 88-92%").
+/// after a name in the same clause ("sats 88% on 4L", "BP 78/40", "RR 32").
+/// Not after one of `not_after` ("target sats 88-92%").
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Vital {
@@ -151,6 +151,10 @@ pub struct Vital {
     above: Option<f64>,
     #[serde(default)]
     not_after: Vec<String>,
+    /// When set, only these words may stand between the name and its value
+    /// ("INR was 8.4"; not "recheck INR at 18:00").
+    #[serde(default)]
+    links: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -437,8 +441,11 @@ impl TaskRules {
         });
         let score = self.score(&w);
         let reaches = |limit: Option<u32>| limit.is_some_and(|l| score.is_some_and(|s| s >= l));
-        let deteriorating =
-            any(&w, &self.urgent) || reaches(self.score_urgent) || self.red_flag(&w);
+        let deteriorating = any(&w, &self.urgent)
+            || reaches(self.score_urgent)
+            || clauses(text)
+                .into_iter()
+                .any(|(c, _)| self.red_flag(&words(c)));
         let now = self.calls_for(text, &self.immediate);
         if self.calls_for(text, &self.stat) || (now && (deteriorating || self.emphatic(text))) {
             Priority::Stat
@@ -491,6 +498,11 @@ impl TaskRules {
                         && w.iter()
                             .skip(i + p.len())
                             .take(2)
+                            .take_while(|t| {
+                                v.links.as_ref().is_none_or(|l| {
+                                    l.contains(t) || t.parse::<f64>().is_ok()
+                                })
+                            })
                             .find_map(|t| t.parse::<f64>().ok())
                             .is_some_and(|n| {
                                 v.below.is_some_and(|b| n < b) || v.above.is_some_and(|a| n > a)

@@ -164,6 +164,8 @@ fn a_red_flag_observation_makes_a_request_urgent() {
         "please review, RR 24, HR 130, BP 91/60",
         "can we recheck the BP and sats later please, 80 year old",
         "pls review bed 2, temp 35.1",
+        // The value is read in the name's own clause.
+        "please chase the BP, 80 yo on the ward",
     ] {
         assert_eq!(rules().request(m), Some(Priority::Routine), "{m}");
     }
@@ -172,6 +174,63 @@ fn a_red_flag_observation_makes_a_request_urgent() {
         rules().request("BP 70 systolic, please come now"),
         Some(Priority::Stat)
     );
+}
+
+#[test]
+fn a_blood_result_far_out_of_range_makes_a_request_urgent() {
+    for m in [
+        "K+ 6.2 on the gas, can someone repeat a lab sample",
+        "pls recheck, potassium 2.8",
+        "can someone review, Na 119",
+        "could we get a dr, sodium 158",
+        "Hb 64, can someone consent for transfusion",
+        "BM 2.9 after glucogel, can someone review",
+        "INR was 7.9 on warfarin, pls hold tonight's dose",
+        "lactate 5.1, can the reg review",
+        // The value may be the second word after the name, behind a link.
+        "please review, INR now 6",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Urgent), "{m}");
+        assert_eq!(
+            without("priority", "vitals").request(m),
+            Some(Priority::Routine),
+            "{m}"
+        );
+    }
+    for m in [
+        // In range (the limits themselves are in range).
+        "K 5.9, can someone repeat U&E tomorrow",
+        "K 3.0, can someone repeat U&E tomorrow",
+        "Na 125, can someone repeat U&E tomorrow",
+        "Na 155, can someone repeat U&E tomorrow",
+        "Hb 70, can someone group and save",
+        "BM 4.0, can someone recheck at tea",
+        "INR 5, can someone dose warfarin",
+        "lactate 4, can someone repeat the gas",
+        // Not a value of the test: a dose after "vitamin K", a time or a
+        // number of the next clause after a name without a link word.
+        "please give vit K 10 mg IV",
+        "pls recheck INR at 18:00",
+        "bloods pls - FBC, lactate, cultures. 999 315 8097",
+        "needs K recheck 2200",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Routine), "{m}");
+    }
+}
+
+#[test]
+fn a_patient_about_to_self_discharge_needs_an_urgent_review() {
+    for m in [
+        "bed 6 wants to self discharge, can a senior talk to him",
+        "she's self-discharging, can someone do a capacity assessment",
+    ] {
+        assert_eq!(rules().request(m), Some(Priority::Urgent), "{m}");
+        assert_eq!(
+            without("priority", "urgent").request(m),
+            Some(Priority::Routine),
+            "{m}"
+        );
+    }
 }
 
 #[test]
