@@ -499,9 +499,9 @@ impl TaskRules {
                             .skip(i + p.len())
                             .take(2)
                             .take_while(|t| {
-                                v.links.as_ref().is_none_or(|l| {
-                                    l.contains(t) || t.parse::<f64>().is_ok()
-                                })
+                                v.links
+                                    .as_ref()
+                                    .is_none_or(|l| l.contains(t) || t.parse::<f64>().is_ok())
                             })
                             .find_map(|t| t.parse::<f64>().ok())
                             .is_some_and(|n| {

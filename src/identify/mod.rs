@@ -83,6 +83,10 @@ pub struct NotPatient {
     /// The number may run on into the digit groups that follow the match
     /// ("ref 12 9994321536"): then nothing is set aside.
     pub extends: bool,
+    /// Set aside only right beside a whole NHS number, before or after it
+    /// ("999 049 4916 3 days", "39+2 3291716515"); elsewhere left to the
+    /// later stages.
+    pub beside_number: bool,
     /// The longest digit group a match may hold and still clear its digits.
     pub max_group: usize,
     /// The most digits a match may hold in all and still clear them (more is
@@ -158,6 +162,9 @@ struct NotPatientEntry {
     /// The number may run on into following digit groups (references).
     #[serde(default)]
     extends: bool,
+    /// Set aside only right beside a whole NHS number (`stage = "before"`).
+    #[serde(default)]
+    beside_number: bool,
     /// Longest digit group a match may hold and still clear (default 5).
     #[serde(default)]
     max_group: Option<usize>,
@@ -368,11 +375,17 @@ impl Identify {
                     ));
                 }
             };
+            if e.beside_number && !before {
+                return Err(format!(
+                    "{what}: `beside_number` applies to `stage = \"before\"` only"
+                ));
+            }
             not_patient.push(NotPatient {
                 name: e.name,
                 regex,
                 before,
                 extends: e.extends,
+                beside_number: e.beside_number,
                 max_group: e.max_group.unwrap_or(5),
                 max_digits: e.max_digits.unwrap_or(8),
             });
@@ -484,6 +497,7 @@ pub fn location_key(word: &str, number: &str) -> Option<String> {
         "sr" | "sideroom" | "siderm" => "sr",
         "cubicle" | "cube" | "cubie" | "cub" | "cubi" => "cubicle",
         "bed" | "beds" | "bedspace" | "space" => "bed",
+        "cot" | "cots" => "cot",
         other => other,
     };
     let n = number.trim_start_matches('0');
@@ -625,9 +639,35 @@ mod class_tests {
     }
 
     #[test]
+    fn a_count_or_a_gestation_beside_the_number_does_not_join_it() {
+        names_b("999 246 8130 3 days post hemicolectomy");
+        names_b("9992468130 - 1 unit transfused, post Hb 80");
+        names_b("T1 9992468130 1.72kg, born 14:12");
+        names_b("39+2 9992468130 IOL, ARM 06:00");
+        names_b("bed 4 999 246 8130 29+2/40 now day 3");
+        names_b("999.246.8130 — 1 pool ordered");
+        // Only beside a whole number: a count that cuts a number, or a
+        // number without a unit, leaves the digits identifier-like.
+        suspicious("999 246 81 30 days");
+        suspicious("9992468130 3 then");
+        suspicious("99 9246 8130 3 days");
+    }
+
+    #[test]
+    fn beside_number_is_for_patterns_set_aside_before_the_grammar() {
+        let e = Identify::from_toml(
+            "[[not_patient]]\nname = \"x\"\nbeside_number = true\npattern = 'x'\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("beside_number"), "{e}");
+    }
+
+    #[test]
     fn class2_after_a_location_and_its_number() {
         names_b("bay 3 bed 22 9992468130");
         names_b("cubicle 11 999 246 8130");
+        names_b("cot 4 999 246 8130 on CPAP");
+        names_b("incubator 7 9992468130 - CRP 12 today");
         names_b("SR3 999.246.8130");
         names_b("Cub 14 999 2468130 for discharge");
         names_b("bed 999 246 8130"); // no bed number: the number is whole
@@ -947,5 +987,7 @@ mod class_tests {
     fn location_keys_are_bed_level() {
         let f = find("moved from SR3 to bed 12, ward 7");
         assert_eq!(f.locations, vec!["sr:3".to_owned(), "bed:12".to_owned()]);
+        let f = find("from cots 04 to cot 5");
+        assert_eq!(f.locations, vec!["cot:4".to_owned(), "cot:5".to_owned()]);
     }
 }

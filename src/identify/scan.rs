@@ -78,7 +78,8 @@ fn any_valid_window(text: &str) -> bool {
 /// May the digits in `r` be set aside as not a patient? Only when they do not
 /// cut a longer number: either no digit group follows them within three
 /// separators, or what follows is a whole NHS number by itself ("bed 12
-/// 9434765919", "1. 943 476 5919"). "bed 943 476 5919" is left to the grammar.
+/// 9434765919", "1. 943 476 5919", "bed 4 999 246 8130 29+2/40": a count
+/// after it may be set aside too). "bed 943 476 5919" is left to the grammar.
 fn sets_apart(norm: &str, r: std::ops::Range<usize>) -> bool {
     let bytes = norm.as_bytes();
     let Some(last) = (r.start..r.end).rev().find(|&i| bytes[i].is_ascii_digit()) else {
@@ -101,9 +102,89 @@ fn sets_apart(norm: &str, r: std::ops::Range<usize>) -> bool {
     if !(seps > 0 && j < bytes.len() && bytes[j].is_ascii_digit()) {
         return true;
     }
-    nhs_number::find_candidates(&norm[j..])
+    number_starts_at(norm, j)
+}
+
+/// Is `norm[from..to]` one whole NHS number in a written form of its own?
+fn whole_number(norm: &str, from: usize, to: usize) -> bool {
+    nhs_number::find_candidates(&norm[from..to])
         .first()
-        .is_some_and(|c| c.start == 0)
+        .is_some_and(|c| c.start == 0 && c.end == to - from)
+}
+
+fn is_sep(b: u8) -> bool {
+    matches!(b, b' ' | b'.' | b'-' | b'\n')
+}
+
+/// Does a whole NHS number start at byte `j`: the digit groups from `j`,
+/// joined by up to three separators, up to the end of one of them ("999 246
+/// 8130" in "999 246 8130 29+2/40")?
+fn number_starts_at(norm: &str, j: usize) -> bool {
+    let b = norm.as_bytes();
+    let mut e = j;
+    loop {
+        let mut k = e;
+        let mut seps = 0;
+        while e > j && seps < 3 && k < b.len() && is_sep(b[k]) {
+            k += 1;
+            seps += 1;
+        }
+        if k >= b.len() || !b[k].is_ascii_digit() || (e > j && seps == 0) {
+            return false;
+        }
+        while k < b.len() && b[k].is_ascii_digit() {
+            k += 1;
+        }
+        e = k;
+        if whole_number(norm, j, e) {
+            return true;
+        }
+    }
+}
+
+/// Does a whole NHS number end at byte `i` (the mirror of
+/// [`number_starts_at`]: "999 246 8130" in "bed 4 999 246 8130")?
+fn number_ends_at(norm: &str, i: usize) -> bool {
+    let b = norm.as_bytes();
+    let mut g = i;
+    loop {
+        let mut k = g;
+        let mut seps = 0;
+        while g < i && seps < 3 && k > 0 && is_sep(b[k - 1]) {
+            k -= 1;
+            seps += 1;
+        }
+        if k == 0 || !b[k - 1].is_ascii_digit() || (g < i && seps == 0) {
+            return false;
+        }
+        while k > 0 && b[k - 1].is_ascii_digit() {
+            k -= 1;
+        }
+        g = k;
+        if whole_number(norm, g, i) {
+            return true;
+        }
+    }
+}
+
+/// Does a whole NHS number in a written form of its own stand right beside
+/// `r`, within three separators: ending before it ("999 049 4916 3 days") or
+/// starting after it ("39+2 3291716515")?
+fn beside_a_number(norm: &str, r: std::ops::Range<usize>) -> bool {
+    let bytes = norm.as_bytes();
+    let mut i = r.start;
+    let mut seps = 0;
+    while seps < 3 && i > 0 && is_sep(bytes[i - 1]) {
+        i -= 1;
+        seps += 1;
+    }
+    let mut j = r.end;
+    let mut after = 0;
+    while after < 3 && j < bytes.len() && is_sep(bytes[j]) {
+        j += 1;
+        after += 1;
+    }
+    (seps > 0 && number_ends_at(norm, i)) || (after > 0 && number_starts_at(norm, j))
 }
 
 /// Does a bleep, extension, phone or reference label end right before `start`?
@@ -216,6 +297,9 @@ pub(super) fn scan(idf: &Identify, text: &str, found: &mut Found) {
             // Never a piece of another number ("05:08 366 645 742" holds no
             // phone number "08 366 645 742").
             if glued_to_digits(&norm, m.range()) {
+                continue;
+            }
+            if p.beside_number && !beside_a_number(&norm, m.range()) {
                 continue;
             }
             // A labelled reference may run on into the digit groups after
