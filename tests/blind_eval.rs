@@ -176,10 +176,9 @@ fn edited_to_name(corpus: &str) -> HashMap<String, String> {
             ev["target"].as_str(),
             label["expect"].as_str().unwrap_or(""),
             label["patient"].as_str(),
-        ) {
-            if strings(&label["about"]).contains(p) {
-                m.insert(target.to_owned(), p.to_owned());
-            }
+        ) && strings(&label["about"]).contains(p)
+        {
+            m.insert(target.to_owned(), p.to_owned());
         }
     }
     m

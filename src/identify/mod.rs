@@ -596,6 +596,64 @@ pattern = '\bH\d{7}\b'
 /// One test per written form of issue 15 and per known-not-patient pattern:
 /// A = 9997654323 is the thread's patient, B = 9992468130 another.
 #[cfg(test)]
+mod partial_files {
+    use super::*;
+
+    /// Debug output (what a log would show) masks identifiers and counts
+    /// spans; it never holds the numbers.
+    #[test]
+    fn found_debug_shows_masked_identifiers_and_counts_only() {
+        let mut f = Found::default();
+        Identify::default().find_in_text("pt 999 246 8130 and 999 246 813", &mut f);
+        let shown = format!("{f:?}");
+        assert!(
+            !shown.contains("9992468130") && !shown.contains("999246813"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&Identifier::nhs("9992468130").masked()),
+            "{shown}"
+        );
+        assert!(shown.contains("unrecognised: 1"), "{shown}");
+    }
+
+    /// A pattern file takes every section it leaves out from the built-in
+    /// file: one section alone, or all but one, identifies as the built-in
+    /// file does.
+    #[test]
+    fn a_file_without_a_section_takes_it_from_the_built_in_file() {
+        let full: toml::Table = toml::from_str(DEFAULT_RULES).unwrap();
+        let sections = ["locations", "negation", "suspicion", "not_patient"];
+        let probes = [
+            "bed 12 999 246 8130",                   // locations
+            "not 999 246 8130, wrong pt",            // negation
+            "pt 12345 for review",                   // suspicion
+            "ring 0113 496 0417 about 999 246 8130", // not_patient
+        ];
+        let builtin = Identify::default();
+        let mut files = Vec::new();
+        for s in sections {
+            let mut only = toml::Table::new();
+            only.insert(s.into(), full[s].clone());
+            files.push((format!("only {s}"), only));
+            let mut all_but = full.clone();
+            all_but.remove(s);
+            files.push((format!("all but {s}"), all_but));
+        }
+        for (name, t) in files {
+            let idf = Identify::from_toml(&toml::to_string(&t).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            for p in probes {
+                let (mut a, mut b) = (Found::default(), Found::default());
+                idf.find_in_text(p, &mut a);
+                builtin.find_in_text(p, &mut b);
+                assert_eq!(a, b, "{name}: {p:?}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod class_tests {
     use super::*;
     use crate::event::parse_event;

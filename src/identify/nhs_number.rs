@@ -201,7 +201,6 @@ fn beside_a_table_cell(chars: impl Iterator<Item = char>) -> bool {
 /// or end of the line bounds its first or last cell.
 fn whole_cell(text: &str, start: usize, end: usize) -> bool {
     /// What bounds the cell on one side: `|`, [`CELL`], or the line's edge.
-    #[derive(PartialEq)]
     enum Edge {
         Bar,
         Cell,
@@ -219,11 +218,12 @@ fn whole_cell(text: &str, start: usize, end: usize) -> bool {
     if text[start..end].contains('\n') {
         return false;
     }
-    match (edge(text[..start].chars().rev()), edge(text[end..].chars())) {
-        (Edge::Bar | Edge::Cell, Edge::Bar | Edge::Cell) => true,
-        (Edge::Cell, Edge::Line) | (Edge::Line, Edge::Cell) => true,
-        _ => false,
-    }
+    matches!(
+        (edge(text[..start].chars().rev()), edge(text[end..].chars())),
+        (Edge::Bar | Edge::Cell, Edge::Bar | Edge::Cell)
+            | (Edge::Cell, Edge::Line)
+            | (Edge::Line, Edge::Cell)
+    )
 }
 
 /// Applies boundary rules 1-4 to the characters on one side of a chain,
