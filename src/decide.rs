@@ -145,7 +145,7 @@ impl Decision {
     /// The decision line of ARCHITECTURE §6.
     pub fn line(&self) -> DecisionLine<'_> {
         DecisionLine {
-            event_id: &self.event.id,
+            event_id: Some(&self.event.id),
             outcome: self.outcome,
             patient: self.patient.as_ref(),
             identifiers: &self.identifiers,
@@ -168,12 +168,28 @@ pub struct TaskLine {
 /// ARCHITECTURE §6 decision line; field order is the documented one.
 #[derive(Debug, Serialize)]
 pub struct DecisionLine<'a> {
-    pub event_id: &'a str,
+    /// `null` for an input that had no readable id (a malformed line).
+    pub event_id: Option<&'a str>,
     pub outcome: Outcome,
     pub patient: Option<&'a Identifier>,
     pub identifiers: &'a [Identifier],
     pub task: Option<TaskLine>,
     pub reason: Option<&'a str>,
+}
+
+impl<'a> DecisionLine<'a> {
+    /// The line of an input that never became a chat event: `ignored` (not
+    /// chat) or `rejected` (malformed), with no patient, identifier or Task.
+    pub fn without_event(event_id: Option<&'a str>, outcome: Outcome, reason: &'a str) -> Self {
+        DecisionLine {
+            event_id,
+            outcome,
+            patient: None,
+            identifiers: &[],
+            task: None,
+            reason: Some(reason),
+        }
+    }
 }
 
 /// Settings of the rules.

@@ -10,12 +10,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tracing::{debug, warn};
 
-use crate::decide::reason;
+use crate::decide::{DecisionLine, Outcome, reason};
 use crate::event::ChatEvent;
 use crate::source::Delivery;
 use crate::source::amqp::AmqpMsg;
 
-use super::outcomes::{publish_direct, ts};
+use super::outcomes::{About, OutcomeEvent, publish_direct};
 use super::route::{RecentThreads, thread_key};
 use super::*;
 
@@ -152,17 +152,22 @@ pub(super) async fn ignore(
         warn!(line = d.seq, source = %sh.source_name, platform, "an end-to-end encrypted event: the bridge cannot read it, so nothing of its room reaches the record");
     }
     if let Output::DryRun(w) = &sh.out {
-        let line = serde_json::json!({"event_id": id, "outcome": "ignored", "patient": null,
-            "identifiers": [], "task": null, "reason": why});
-        writeln!(w.lock().unwrap_or_else(PoisonError::into_inner), "{line}")?;
+        let line = DecisionLine::without_event(id, Outcome::Ignored, why);
+        writeln!(
+            w.lock().unwrap_or_else(PoisonError::into_inner),
+            "{}",
+            serde_json::to_string(&line)?
+        )?;
     }
     if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
-        let payload = serde_json::json!({
-            "event_id": id, "platform": platform, "room": null, "thread": null,
-            "outcome": "ignored", "reason": why, "patient": null, "resources": [],
-            "decided_at": ts(now),
-        });
-        if !publish_direct(sh, b, &format!("ignored.{platform}"), &payload, id).await {
+        let about = About {
+            event_id: id,
+            platform,
+            room: None,
+            thread: None,
+        };
+        let ev = OutcomeEvent::new(about, Outcome::Ignored, (Some(why), None), None, &[], now);
+        if !publish_direct(sh, b, &ev).await {
             return Ok(());
         }
         b.ack(m).await;
@@ -190,9 +195,12 @@ pub(super) async fn reject(
     };
     if let Output::DryRun(w) = &sh.out {
         let id = id_of().and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
-        let line = serde_json::json!({"event_id": id, "outcome": "rejected", "patient": null,
-            "identifiers": [], "task": null, "reason": reason::MALFORMED});
-        writeln!(w.lock().unwrap_or_else(PoisonError::into_inner), "{line}")?;
+        let line = DecisionLine::without_event(id.as_deref(), Outcome::Rejected, reason::MALFORMED);
+        writeln!(
+            w.lock().unwrap_or_else(PoisonError::into_inner),
+            "{}",
+            serde_json::to_string(&line)?
+        )?;
     } else if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
         // The dead-letter queue is the reject report of a queue: the message
         // goes there unchanged, with the reason in a header.
@@ -228,13 +236,16 @@ pub(super) async fn reject(
                 .map(str::to_owned)
         };
         let platform = field("platform").unwrap_or_else(|| sh.cfg.platform.clone());
-        let payload = serde_json::json!({
-            "event_id": field("id"), "platform": platform, "room": field("room"),
-            "thread": field("thread"), "outcome": "rejected", "reason": reason::MALFORMED,
-            "detail": why, "patient": null, "resources": [], "decided_at": ts(now),
-        });
-        let rk = format!("rejected.{platform}");
-        if !publish_direct(sh, b, &rk, &payload, field("id").as_deref()).await {
+        let (id, room, thread) = (field("id"), field("room"), field("thread"));
+        let about = About {
+            event_id: id.as_deref(),
+            platform: &platform,
+            room: room.as_deref(),
+            thread: thread.as_deref(),
+        };
+        let why = (Some(reason::MALFORMED), Some(why));
+        let ev = OutcomeEvent::new(about, Outcome::Rejected, why, None, &[], now);
+        if !publish_direct(sh, b, &ev).await {
             return Ok(());
         }
         b.ack(m).await;

@@ -162,7 +162,7 @@ pub(super) async fn apply(
             w.write_all(b"\n")?;
         }
         if sh.outcomes {
-            outbox.push(outcome_row(d, resources, now));
+            outbox.push(outcome_row(d, &resources, now));
         }
     }
     let pending = sh

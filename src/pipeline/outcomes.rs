@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use crate::decide::Decision;
+use crate::decide::{Decision, Outcome};
+use crate::identify::Identifier;
 use crate::ledger::{OutboxRow, Pending};
 use crate::source::amqp::Broker;
 
@@ -28,21 +29,16 @@ pub(super) fn outcome_props(event_id: Option<&str>) -> lapin::BasicProperties {
 /// Publish an outcome event that has no ledger row (rejected or ignored
 /// deliveries: they are acknowledged only after this). `false`: not
 /// published; the delivery stays unacknowledged and comes back.
-pub(super) async fn publish_direct(
-    sh: &Shared,
-    b: &Broker,
-    routing_key: &str,
-    payload: &serde_json::Value,
-    event_id: Option<&str>,
-) -> bool {
+pub(super) async fn publish_direct(sh: &Shared, b: &Broker, ev: &OutcomeEvent<'_>) -> bool {
     if !sh.outcomes {
         return true;
     }
+    let (routing_key, payload, event_id) = (&ev.routing_key(), ev.payload(), ev.event_id);
     match b
         .publish(
             &b.config().outcomes_exchange,
             routing_key,
-            payload.to_string().as_bytes(),
+            payload.as_bytes(),
             outcome_props(event_id),
         )
         .await
@@ -101,24 +97,81 @@ pub(super) async fn flush_outbox(sh: &Shared) -> anyhow::Result<()> {
     }
 }
 
-/// The outcome event of a decision (ARCHITECTURE §8): no message text.
-pub(super) fn outcome_row(d: &Decision, resources: Vec<String>, now: DateTime<Utc>) -> OutboxRow {
+/// The chat event an outcome is about, as far as it is known (a malformed
+/// delivery may have no id, room or thread).
+pub(super) struct About<'a> {
+    pub event_id: Option<&'a str>,
+    pub platform: &'a str,
+    pub room: Option<&'a str>,
+    pub thread: Option<&'a str>,
+}
+
+/// ARCHITECTURE §8 outcome event: the decision on one event, with no message
+/// text. Built only by [`OutcomeEvent::new`].
+#[derive(serde::Serialize)]
+pub(super) struct OutcomeEvent<'a> {
+    event_id: Option<&'a str>,
+    platform: &'a str,
+    room: Option<&'a str>,
+    thread: Option<&'a str>,
+    outcome: Outcome,
+    reason: Option<&'a str>,
+    /// Why a malformed delivery was rejected (the parser's message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    patient: Option<&'a Identifier>,
+    resources: &'a [String],
+    decided_at: String,
+}
+
+impl<'a> OutcomeEvent<'a> {
+    pub(super) fn new(
+        about: About<'a>,
+        outcome: Outcome,
+        (reason, detail): (Option<&'a str>, Option<&'a str>),
+        patient: Option<&'a Identifier>,
+        resources: &'a [String],
+        now: DateTime<Utc>,
+    ) -> Self {
+        OutcomeEvent {
+            event_id: about.event_id,
+            platform: about.platform,
+            room: about.room,
+            thread: about.thread,
+            outcome,
+            reason,
+            detail,
+            patient,
+            resources,
+            decided_at: ts(now),
+        }
+    }
+
+    /// `<outcome>.<platform>`, the routing key it is published with.
+    pub(super) fn routing_key(&self) -> String {
+        format!("{}.{}", self.outcome.as_str(), self.platform)
+    }
+
+    pub(super) fn payload(&self) -> String {
+        serde_json::to_string(self).expect("an outcome event serialises")
+    }
+}
+
+/// The outbox row of a decision's outcome event.
+pub(super) fn outcome_row(d: &Decision, resources: &[String], now: DateTime<Utc>) -> OutboxRow {
     let e = &d.event;
-    let payload = serde_json::json!({
-        "event_id": e.id,
-        "platform": e.platform,
-        "room": e.room,
-        "thread": e.thread.as_deref().unwrap_or(&e.id),
-        "outcome": d.outcome.as_str(),
-        "reason": d.reason,
-        "patient": d.patient,
-        "resources": resources,
-        "decided_at": ts(now),
-    });
+    let about = About {
+        event_id: Some(&e.id),
+        platform: &e.platform,
+        room: Some(&e.room),
+        thread: Some(e.thread.as_deref().unwrap_or(&e.id)),
+    };
+    let reason = (d.reason.as_deref(), None);
+    let ev = OutcomeEvent::new(about, d.outcome, reason, d.patient.as_ref(), resources, now);
     OutboxRow {
         platform: e.platform.clone(),
         event_id: e.id.clone(),
-        routing_key: format!("{}.{}", d.outcome.as_str(), e.platform),
-        payload: payload.to_string(),
+        routing_key: ev.routing_key(),
+        payload: ev.payload(),
     }
 }
