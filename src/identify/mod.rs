@@ -712,6 +712,19 @@ mod class_tests {
     }
 
     #[test]
+    fn a_local_pattern_may_capture_the_value_in_one_group_only() {
+        let file = |pattern: &str| {
+            format!("[[local]]\nname = \"h\"\nsystem = \"urn:h\"\npattern = '{pattern}'\n")
+        };
+        let idf = Identify::from_toml(&file(r"\bMRN:? ?(H\d{7})\b")).unwrap();
+        let mut f = Found::default();
+        idf.find_in_text("MRN: H1234567", &mut f);
+        assert_eq!(f.valid.first().map(|i| i.value.as_str()), Some("H1234567"));
+        let e = Identify::from_toml(&file(r"\b(MRN) (H\d{7})\b")).unwrap_err();
+        assert!(e.contains("at most one capture group"), "{e}");
+    }
+
+    #[test]
     fn beside_number_is_for_patterns_set_aside_before_the_grammar() {
         let e = Identify::from_toml(
             "[[not_patient]]\nname = \"x\"\nbeside_number = true\npattern = 'x'\n",
