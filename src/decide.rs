@@ -218,6 +218,50 @@ pub struct Step {
     pub state: ThreadState,
 }
 
+/// What the sink found when it came to write a filed decision. The shell
+/// reports it; [`Step::after_write`] decides what it means (rule 7 and the
+/// server's refusals), so the decision the core returns is the one made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Written, or nothing to write (a dry run).
+    Written,
+    /// No Patient on the server has the identifier (rule 7).
+    UnknownPatient,
+    /// More than one Patient has it.
+    AmbiguousPatient,
+    /// The message's second identifier, written beside the first as the same
+    /// person's, is another Patient's.
+    OtherPatient,
+    /// The server refused the bundle (4xx), with its reason.
+    Refused(String),
+}
+
+impl Step {
+    /// The final decision on `self.decisions[i]` once the sink has given its
+    /// verdict: a patient the EPR does not know, or knows twice, or a second
+    /// identifier of another Patient quarantines the message; a refusal
+    /// rejects it. Either way nothing was written, so the thread forgets it
+    /// was filed (nothing later links to a resource that does not exist).
+    pub fn after_write(&mut self, i: usize, verdict: Verdict) {
+        let Some(d) = self.decisions.get_mut(i) else {
+            return;
+        };
+        let (outcome, why) = match verdict {
+            Verdict::Written => return,
+            Verdict::UnknownPatient => (Outcome::Quarantined, reason::UNKNOWN_PATIENT.to_owned()),
+            Verdict::AmbiguousPatient => {
+                (Outcome::Quarantined, reason::AMBIGUOUS_PATIENT.to_owned())
+            }
+            Verdict::OtherPatient => (Outcome::Quarantined, reason::MULTI_PATIENT.to_owned()),
+            Verdict::Refused(why) => (Outcome::Rejected, why),
+        };
+        d.outcome = outcome;
+        d.reason = Some(why);
+        d.write = None;
+        self.state.unfile(&d.event.id);
+    }
+}
+
 /// Drop held events whose window has passed: their content is deleted and
 /// they end `ignored` / `not-patient-related` (rule 8). In a thread with an
 /// unexplained identifier-like span they may well be about a patient, so

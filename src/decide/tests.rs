@@ -1169,3 +1169,72 @@ fn only_quarantined_messages_are_put_right_by_an_edit() {
         )
     );
 }
+
+/// A step filing one message about A in a new thread.
+fn filed_step() -> Step {
+    let e = ev("$1", None, &format!("pt {A} for review"));
+    let found = Identify::default().find(&e);
+    decide(ThreadState::default(), e, found, now(), &Policy::default())
+}
+
+#[test]
+fn rule7_the_sinks_verdict_makes_the_final_decision_in_the_core() {
+    for (verdict, outcome, why) in [
+        (
+            Verdict::UnknownPatient,
+            Outcome::Quarantined,
+            reason::UNKNOWN_PATIENT,
+        ),
+        (
+            Verdict::AmbiguousPatient,
+            Outcome::Quarantined,
+            reason::AMBIGUOUS_PATIENT,
+        ),
+        (
+            Verdict::OtherPatient,
+            Outcome::Quarantined,
+            reason::MULTI_PATIENT,
+        ),
+        (
+            Verdict::Refused("HTTP 422: invalid".into()),
+            Outcome::Rejected,
+            "HTTP 422: invalid",
+        ),
+    ] {
+        let mut step = filed_step();
+        assert_eq!(step.decisions[0].outcome, Outcome::Filed);
+        assert!(step.state.filed.contains_key("$1"));
+        step.after_write(0, verdict.clone());
+        let d = &step.decisions[0];
+        assert_eq!(
+            (d.outcome, d.reason.as_deref()),
+            (outcome, Some(why)),
+            "{verdict:?}"
+        );
+        assert!(d.write.is_none(), "{verdict:?}: nothing is written");
+        // The thread forgets the filing: a reply links to nothing.
+        assert!(!step.state.filed.contains_key("$1"), "{verdict:?}");
+        assert_eq!(step.state.first_filed, None, "{verdict:?}");
+        let reply = ev("$2", Some("$1"), "seen, plan as above");
+        let found = Identify::default().find(&reply);
+        let next = decide(step.state, reply, found, now(), &Policy::default());
+        assert!(
+            matches!(
+                next.decisions[0].write,
+                Some(Write::Communication { part_of: None, .. })
+            ),
+            "{verdict:?}: {:?}",
+            next.decisions[0].write
+        );
+    }
+    // Written: the decision stands.
+    let mut step = filed_step();
+    step.after_write(0, Verdict::Written);
+    assert_eq!(step.decisions[0].outcome, Outcome::Filed);
+    assert!(step.decisions[0].write.is_some());
+    assert!(step.state.filed.contains_key("$1"));
+    // A verdict on a decision the step does not hold changes nothing.
+    step.after_write(1, Verdict::UnknownPatient);
+    assert_eq!(step.decisions[0].outcome, Outcome::Filed);
+    assert!(step.state.filed.contains_key("$1"));
+}

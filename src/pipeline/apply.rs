@@ -126,33 +126,33 @@ pub(super) async fn apply(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Pending>> {
     let mut outbox = Vec::new();
-    for d in &mut step.decisions {
+    for i in 0..step.decisions.len() {
         let mut resources = Vec::new();
-        if d.outcome == Outcome::Filed {
-            resources = write(sh, d, now).await?;
-            if d.outcome != Outcome::Filed {
-                step.state.unfile(&d.event.id);
-            }
-            if d.outcome == Outcome::Rejected {
-                let why = d.reason.as_deref().unwrap_or("rejected");
-                match &sh.broker {
-                    Some(b) => {
-                        let body = serde_json::to_vec(&d.event)?;
-                        let props = lapin::BasicProperties::default()
-                            .with_content_type("application/json".into())
-                            .with_message_id(d.event.id.as_str().into());
-                        // Like the sink: the broker away at shutdown leaves the
-                        // event uncommitted and unacknowledged, to be redone.
-                        b.dead_letter(&d.event.platform, &props, &body, why)
-                            .await
-                            .map_err(|e| SinkUnavailable(e.to_string()))?;
-                    }
-                    None => sh
-                        .rejects
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .write_event(&sh.source_name, &d.event, why)?,
+        if step.decisions[i].outcome == Outcome::Filed {
+            let verdict;
+            (resources, verdict) = write(sh, &step.decisions[i], now).await?;
+            step.after_write(i, verdict);
+        }
+        let d = &step.decisions[i];
+        if d.outcome == Outcome::Rejected {
+            let why = d.reason.as_deref().unwrap_or("rejected");
+            match &sh.broker {
+                Some(b) => {
+                    let body = serde_json::to_vec(&d.event)?;
+                    let props = lapin::BasicProperties::default()
+                        .with_content_type("application/json".into())
+                        .with_message_id(d.event.id.as_str().into());
+                    // Like the sink: the broker away at shutdown leaves the
+                    // event uncommitted and unacknowledged, to be redone.
+                    b.dead_letter(&d.event.platform, &props, &body, why)
+                        .await
+                        .map_err(|e| SinkUnavailable(e.to_string()))?;
                 }
+                None => sh
+                    .rejects
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .write_event(&sh.source_name, &d.event, why)?,
             }
         }
         debug!(event_id = %d.event.id, thread = key, outcome = d.outcome.as_str(), reason = d.reason.as_deref(), "decided");

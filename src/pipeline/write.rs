@@ -1,28 +1,29 @@
 //! Writing one filed decision to the sink (bundle directory, FHIR server or
-//! none in a dry run), and how a sink's refusal changes the decision.
+//! none in a dry run), and the sink's verdict on it (`decide::Verdict`).
 
 use std::sync::PoisonError;
 
 use chrono::{DateTime, Utc};
 use tracing::{debug, warn};
 
-use crate::decide::{self, Decision, Outcome, reason};
+use crate::decide::{self, Decision, Verdict};
 use crate::record::{self, RecordCtx};
 use crate::sink::WriteError;
 use crate::sink::fhir::Resolution;
 
 use super::*;
 
-/// Write one filed decision; may turn it into a quarantine (rule 7) or a reject (4xx).
-/// Returns the Communication/Task resources written (for the outcome event).
+/// Write one filed decision. Returns the Communication/Task resources
+/// written (for the outcome event) and the sink's verdict, which the core
+/// turns into the final decision (`Step::after_write`).
 pub(super) async fn write(
     sh: &Shared,
-    d: &mut Decision,
+    d: &Decision,
     now: DateTime<Utc>,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<(Vec<String>, Verdict)> {
     let device = &sh.cfg.device;
     match &sh.out {
-        Output::DryRun(_) => Ok(Vec::new()),
+        Output::DryRun(_) => Ok((Vec::new(), Verdict::Written)),
         Output::Dir(sink) => {
             let ctx = RecordCtx {
                 now,
@@ -30,7 +31,7 @@ pub(super) async fn write(
                 device,
             };
             let Some(b) = record::bundle(d, &ctx) else {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), Verdict::Written));
             };
             let t = std::time::Instant::now();
             sink.write(&serde_json::to_vec(&b)?)
@@ -57,25 +58,23 @@ pub(super) async fn write(
                     record::task::task_id(&e.platform, &t.request_id)
                 ));
             }
-            Ok(res)
+            Ok((res, Verdict::Written))
         }
         Output::Fhir(sink) => {
             let mut patient_ref = None;
             if sh.cfg.fhir.resolve_patients {
                 let Some(p) = d.patient.clone() else {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), Verdict::Written));
                 };
                 match sink.resolve(&p).await {
                     Ok(Resolution::Found(r)) => patient_ref = Some(r),
                     Ok(Resolution::Unknown) => {
-                        quarantine(d, reason::UNKNOWN_PATIENT);
-                        return Ok(Vec::new());
+                        return Ok((Vec::new(), Verdict::UnknownPatient));
                     }
                     Ok(Resolution::Ambiguous) => {
-                        quarantine(d, reason::AMBIGUOUS_PATIENT);
-                        return Ok(Vec::new());
+                        return Ok((Vec::new(), Verdict::AmbiguousPatient));
                     }
-                    Err(e) => return fail(d, e).map(|()| Vec::new()),
+                    Err(e) => return fail(d, e).map(|v| (Vec::new(), v)),
                 }
                 // The patient's second identifier written beside the first
                 // (pairing) must be the same Patient's, or not known at all.
@@ -83,15 +82,13 @@ pub(super) async fn write(
                 for other in others {
                     match sink.resolve(&other).await {
                         Ok(Resolution::Found(r)) if Some(&r) != patient_ref.as_ref() => {
-                            quarantine(d, reason::MULTI_PATIENT);
-                            return Ok(Vec::new());
+                            return Ok((Vec::new(), Verdict::OtherPatient));
                         }
                         Ok(Resolution::Ambiguous) => {
-                            quarantine(d, reason::AMBIGUOUS_PATIENT);
-                            return Ok(Vec::new());
+                            return Ok((Vec::new(), Verdict::AmbiguousPatient));
                         }
                         Ok(_) => {}
-                        Err(e) => return fail(d, e).map(|()| Vec::new()),
+                        Err(e) => return fail(d, e).map(|v| (Vec::new(), v)),
                     }
                 }
             }
@@ -101,7 +98,7 @@ pub(super) async fn write(
                 device,
             };
             let Some(b) = record::bundle(d, &ctx) else {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), Verdict::Written));
             };
             let t = std::time::Instant::now();
             let written = sink.write(&serde_json::to_vec(&b)?).await;
@@ -115,31 +112,25 @@ pub(super) async fn write(
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .bundles += 1;
-                    Ok(resources
+                    let written = resources
                         .into_iter()
                         .filter(|r| r.starts_with("Communication/") || r.starts_with("Task/"))
-                        .collect())
+                        .collect();
+                    Ok((written, Verdict::Written))
                 }
-                Err(e) => fail(d, e).map(|()| Vec::new()),
+                Err(e) => fail(d, e).map(|v| (Vec::new(), v)),
             }
         }
     }
 }
 
-pub(super) fn quarantine(d: &mut Decision, why: &str) {
-    d.outcome = Outcome::Quarantined;
-    d.reason = Some(why.to_owned());
-    d.write = None;
-}
-
-pub(super) fn fail(d: &mut Decision, e: WriteError) -> anyhow::Result<()> {
+/// A sink error: a refusal is the server's verdict on this event; a server
+/// away or a fatal error stops the event uncommitted.
+pub(super) fn fail(d: &Decision, e: WriteError) -> anyhow::Result<Verdict> {
     match e {
         WriteError::Rejected(why) => {
             warn!(event_id = %d.event.id, reason = %why, "FHIR server refused the bundle; event rejected");
-            d.outcome = Outcome::Rejected;
-            d.reason = Some(why);
-            d.write = None;
-            Ok(())
+            Ok(Verdict::Refused(why))
         }
         WriteError::Retryable(why) => Err(SinkUnavailable(format!(
             "FHIR server unavailable, stopping with event {} uncommitted (it is redone on the next run): {why}",
