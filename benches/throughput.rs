@@ -15,10 +15,10 @@ mod common;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use recordbridge::decide::state::ThreadState;
 use recordbridge::decide::{Policy, decide};
 use recordbridge::event::{ChatEvent, parse_event};
 use recordbridge::identify::Identify;
-use recordbridge::identify::thread::ThreadState;
 use recordbridge::record::{RecordCtx, bundle};
 
 /// Deterministic synthetic events: threads of 8 where the patient is named in

@@ -22,10 +22,11 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+pub mod state;
 pub mod task;
 
+use crate::decide::state::{FiledMeta, Held, ThreadState, Version, near_miss};
 use crate::event::{ChatEvent, EventKind};
-use crate::identify::thread::{FiledMeta, Held, ThreadState, Version, near_miss};
 use crate::identify::{Found, Identifier};
 use task::{Status, TaskChange, TaskRules, TaskState};
 

@@ -47,9 +47,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::decide::state::ThreadState;
 use crate::decide::{Decision, Outcome, Policy, decide};
 use crate::event::{ChatEvent, EventKind, parse_event};
-use crate::identify::thread::ThreadState;
 use crate::identify::{Found, Identifier, Identify, NHS_SYSTEM};
 
 /// A synthetic patient.

@@ -8,7 +8,6 @@
 pub mod nhs_number;
 pub mod normalize;
 mod scan;
-pub mod thread;
 
 use crate::event::{ChatEvent, EventKind};
 use regex::Regex;

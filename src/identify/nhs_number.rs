@@ -86,7 +86,10 @@
 //! characters next to a chain, so it never panics and does not allocate for
 //! text without ASCII digits.
 
-use super::normalize::CELL;
+/// A cell boundary of a tab-separated row (U+001F, the ASCII unit
+/// separator; `normalize` turns such a row's tabs into it): a number between
+/// two is a cell of its own.
+pub const CELL: char = '\u{1F}';
 
 /// A 10-digit candidate found in text, in a recognised written form.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -56,9 +56,7 @@ fn digit_value(c: char) -> Option<u32> {
     Some(k % 10)
 }
 
-/// A cell boundary of a tab-separated row (U+001F, the ASCII unit
-/// separator): the grammar reads a number between two as a cell of its own.
-pub const CELL: char = '\u{1F}';
+pub use super::nhs_number::CELL;
 
 /// Tabs of each line become [`CELL`] when the line is a row of tab-separated
 /// cells one of which is a whole NHS number in a written form of its own

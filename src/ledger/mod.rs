@@ -13,9 +13,9 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use crate::decide::state::{Held, ThreadState};
 use crate::decide::{Decision, Outcome};
 use crate::event::ChatEvent;
-use crate::identify::thread::{Held, ThreadState};
 
 mod partitions;
 pub use partitions::Leases;
@@ -115,6 +115,20 @@ fn schema(pg: bool) -> String {
             "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         )
         .replace("INTEGER NOT NULL", "BIGINT NOT NULL")
+}
+
+/// One event's final decision, as the ledger keeps it (no content).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub platform: String,
+    pub event_id: String,
+    pub room: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When its open quarantine item was created.
+    pub quarantined_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An outcome event to publish, stored with the decision that produced it.
@@ -705,7 +719,7 @@ impl Ledger {
         &self,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
-    ) -> anyhow::Result<Vec<crate::report::EventRow>> {
+    ) -> anyhow::Result<Vec<EventRow>> {
         let rows = sqlx::query(
             q(self.pg, "SELECT e.platform, e.id, COALESCE(e.room, ''), e.outcome, e.reason, e.sent_at, e.decided_at, \
              (SELECT MIN(q.created_at) FROM quarantine q WHERE q.platform = e.platform AND q.id = e.id AND q.status = 'open') \
@@ -721,7 +735,7 @@ impl Ledger {
         };
         Ok(rows
             .into_iter()
-            .map(|r| crate::report::EventRow {
+            .map(|r| EventRow {
                 platform: r.get(0),
                 event_id: r.get(1),
                 room: r.get(2),

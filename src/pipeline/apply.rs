@@ -10,9 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{debug, warn};
 
+use crate::decide::state::ThreadState;
 use crate::decide::{self, Outcome};
 use crate::event::{ChatEvent, EventKind};
-use crate::identify::thread::ThreadState;
 use crate::ledger::Pending;
 use crate::source::amqp::AmqpMsg;
 

@@ -9,8 +9,8 @@ use super::{
     patient_ref, reference, user_system,
 };
 use crate::decide::Decision;
+use crate::decide::state::{FiledMeta, Version};
 use crate::identify::Identifier;
-use crate::identify::thread::{FiledMeta, Version};
 
 /// Which Communication and its links into the thread. For an edit, `id` and
 /// `sent` are those of the edited message.

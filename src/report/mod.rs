@@ -86,19 +86,7 @@ pub struct Report {
     pub oldest_unresolved: Vec<Unresolved>,
 }
 
-/// One event's final decision, as the ledger keeps it (no content).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
-    pub platform: String,
-    pub event_id: String,
-    pub room: String,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When its open quarantine item was created.
-    pub quarantined_at: Option<chrono::DateTime<chrono::Utc>>,
-}
+pub use crate::ledger::EventRow;
 
 impl Counts {
     /// The counts in column order: seen, patient-related, filed, held,

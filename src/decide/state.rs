@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::Identifier;
-use crate::decide::task::TaskState;
+use super::task::TaskState;
 use crate::event::ChatEvent;
+use crate::identify::Identifier;
 
 /// The state of one thread.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
