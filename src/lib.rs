@@ -5,6 +5,7 @@
 //! sinks are the I/O shell.
 
 pub mod adapt;
+pub mod backoff;
 pub mod config;
 pub mod decide;
 pub mod event;

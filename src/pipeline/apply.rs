@@ -19,6 +19,7 @@ use crate::source::amqp::AmqpMsg;
 use super::outcomes::{outcome_row, publish_outcomes};
 use super::write::write;
 use super::*;
+use crate::backoff::Backoff;
 
 /// Process one event to a durable outcome, then acknowledge its delivery.
 /// Returns the outcome events to publish and whether to acknowledge. With AMQP,
@@ -32,8 +33,10 @@ pub(super) async fn process(
     let Some(b) = &sh.broker else {
         return one(sh, ev, key).await.map(|p| (p, true));
     };
-    let mut wait = Duration::from_millis(sh.cfg.fhir.backoff_initial_ms);
-    let max = Duration::from_millis(sh.cfg.fhir.backoff_max_ms);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(sh.cfg.fhir.backoff_initial_ms),
+        Duration::from_millis(sh.cfg.fhir.backoff_max_ms),
+    );
     let pending = loop {
         match one(sh, ev.clone(), key).await {
             Ok(p) => {
@@ -46,12 +49,12 @@ pub(super) async fn process(
                     // Left unacknowledged: the broker redelivers it.
                     return Ok((Vec::new(), false));
                 }
+                let wait = backoff.next_wait();
                 warn!(event_id = %ev.id, thread = key, retry_in_ms = wait.as_millis() as u64, error = %e, "sink unavailable; event waits (not acknowledged)");
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = b.stopped() => {}
                 }
-                wait = (wait * 2).min(max);
             }
             Err(e) => return Err(e),
         }

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use tokio::sync::Mutex;
@@ -18,6 +17,7 @@ use tracing::warn;
 
 use super::WriteError;
 use super::auth::{Auth, TokenError, without_url};
+use crate::backoff::Backoff;
 use crate::config::FhirConfig;
 use crate::identify::Identifier;
 use crate::record::identifier_criterion;
@@ -250,6 +250,7 @@ impl FhirSink {
         Fut: std::future::Future<Output = Result<T, Attempt>>,
     {
         let mut attempt = 0u32;
+        let mut backoff = Backoff::new(self.backoff_initial, self.backoff_max);
         loop {
             match f().await {
                 Ok(v) => return Ok(v),
@@ -262,23 +263,14 @@ impl FhirSink {
                             self.max_retries
                         )));
                     }
-                    let wait = after.unwrap_or_else(|| self.backoff(attempt)).min(MAX_WAIT);
+                    let nominal = backoff.next_wait();
+                    let wait = after.unwrap_or(nominal).min(MAX_WAIT);
                     attempt += 1;
                     warn!(what, reason = %reason, attempt, wait_ms = wait.as_millis() as u64, "FHIR server not available; retrying");
                     tokio::time::sleep(wait).await;
                 }
             }
         }
-    }
-
-    /// Exponential backoff with jitter: a random wait in [d/2, d], d = initial·2^n capped.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let d = self
-            .backoff_initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.backoff_max);
-        let half = d / 2;
-        half + rand::rng().random_range(Duration::ZERO..=half)
     }
 }
 

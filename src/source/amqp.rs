@@ -39,6 +39,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
 use super::Delivery;
+use crate::backoff::Backoff;
 use crate::config::{AmqpConfig, redact_url};
 
 /// After a stop, deliveries already sent are forwarded until none has come for this long.
@@ -392,7 +393,7 @@ impl Broker {
         let (tx, rx) = mpsc::channel(usize::from(cfg.prefetch));
         // The first connection is made here, so that configuration errors
         // (credentials, topology) stop the start with a clear message.
-        let mut backoff = Backoff::new(cfg);
+        let mut backoff = reconnect_backoff(cfg);
         let consumer = loop {
             match broker.connect().await {
                 Ok(c) => break c,
@@ -403,7 +404,7 @@ impl Broker {
                             redact_url(url)
                         )));
                     }
-                    let wait = backoff.next();
+                    let wait = backoff.next_wait();
                     warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot reach the AMQP broker yet");
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
@@ -494,7 +495,7 @@ impl Broker {
 
     /// Forward deliveries; on a lost connection, reconnect with backoff.
     async fn supervise(self: Arc<Self>, mut consumer: lapin::Consumer, tx: mpsc::Sender<Delivery>) {
-        let mut backoff = Backoff::new(&self.cfg);
+        let mut backoff = reconnect_backoff(&self.cfg);
         loop {
             let lost = self.forward(&mut consumer, &tx).await;
             if self.stopping() || tx.is_closed() {
@@ -544,7 +545,7 @@ impl Broker {
         }
         warn!(reason = %why, "AMQP connection lost; reconnecting");
         loop {
-            let wait = backoff.next();
+            let wait = backoff.next_wait();
             self.sleep_or_stop(wait).await;
             if self.stopping() {
                 return None;
@@ -771,7 +772,7 @@ impl Broker {
     /// Partitioned consumption: keep a connection (partitions are
     /// subscribed by [`Broker::set_partitions`]); when it is lost, reconnect.
     async fn supervise_partitions(self: Arc<Self>) {
-        let mut backoff = Backoff::new(&self.cfg);
+        let mut backoff = reconnect_backoff(&self.cfg);
         loop {
             // Wait until the connection drops or a partition consumer fails.
             loop {
@@ -927,7 +928,7 @@ impl Broker {
         payload: &[u8],
         props: BasicProperties,
     ) -> anyhow::Result<()> {
-        let mut backoff = Backoff::new(&self.cfg);
+        let mut backoff = reconnect_backoff(&self.cfg);
         loop {
             let ch = self
                 .live
@@ -957,7 +958,7 @@ impl Broker {
             if self.stopping() && !self.is_connected() {
                 anyhow::bail!("publish to {exchange} abandoned at shutdown: {err}");
             }
-            let wait = backoff.next();
+            let wait = backoff.next_wait();
             warn!(exchange, error = %err, retry_in_ms = wait.as_millis() as u64, "publish not confirmed; retrying");
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -1017,38 +1018,12 @@ async fn publish_confirmed(
     Ok(())
 }
 
-/// Exponential backoff with jitter, capped.
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(cfg: &AmqpConfig) -> Self {
-        let initial = Duration::from_millis(cfg.reconnect_initial_ms);
-        Self {
-            initial,
-            max: Duration::from_millis(cfg.reconnect_max_ms),
-            next: initial,
-        }
-    }
-
-    fn peek(&self) -> Duration {
-        self.next
-    }
-
-    fn next(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        // Up to 20% jitter so that replicas do not reconnect in step.
-        let jitter = rand::random::<f64>() * 0.2;
-        d.mul_f64(1.0 - jitter)
-    }
-
-    fn reset(&mut self) {
-        self.next = self.initial;
-    }
+/// The wait between reconnects (settings `amqp.reconnect_initial_ms`, `amqp.reconnect_max_ms`).
+fn reconnect_backoff(cfg: &AmqpConfig) -> Backoff {
+    Backoff::new(
+        Duration::from_millis(cfg.reconnect_initial_ms),
+        Duration::from_millis(cfg.reconnect_max_ms),
+    )
 }
 
 #[cfg(test)]
