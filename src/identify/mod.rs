@@ -724,6 +724,23 @@ mod class_tests {
     }
 
     #[test]
+    fn suspicion_thresholds_must_each_be_at_least_one() {
+        let full: toml::Table = toml::from_str(DEFAULT_RULES).unwrap();
+        for (key, value) in [("min_digits", 0), ("min_group", 0), ("min_digits", 1)] {
+            let mut t = full.clone();
+            let s = t["suspicion"].as_table_mut().unwrap();
+            s.insert(key.into(), toml::Value::Integer(value));
+            let got = Identify::from_toml(&toml::to_string(&t).unwrap());
+            if value == 0 {
+                let e = got.unwrap_err();
+                assert!(e.contains("at least 1"), "{key}: {e}");
+            } else {
+                assert!(got.is_ok(), "{key} = {value}");
+            }
+        }
+    }
+
+    #[test]
     fn beside_number_is_for_patterns_set_aside_before_the_grammar() {
         let e = Identify::from_toml(
             "[[not_patient]]\nname = \"x\"\nbeside_number = true\npattern = 'x'\n",
