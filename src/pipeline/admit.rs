@@ -15,7 +15,7 @@ use crate::event::ChatEvent;
 use crate::source::Delivery;
 use crate::source::amqp::AmqpMsg;
 
-use super::outcomes::{About, OutcomeEvent, publish_direct};
+use super::outcomes::{About, OutcomeEvent, Settle, publish_then_ack};
 use super::route::{RecentThreads, thread_key};
 use super::*;
 
@@ -167,10 +167,7 @@ pub(super) async fn ignore(
             thread: None,
         };
         let ev = OutcomeEvent::new(about, Outcome::Ignored, (Some(why), None), None, &[], now);
-        if !publish_direct(sh, b, &ev).await {
-            return Ok(());
-        }
-        b.ack(m).await;
+        publish_then_ack(sh, b, Some(m), Settle::Direct(&ev)).await?;
     }
     Ok(())
 }
@@ -245,10 +242,7 @@ pub(super) async fn reject(
         };
         let why = (Some(reason::MALFORMED), Some(why));
         let ev = OutcomeEvent::new(about, Outcome::Rejected, why, None, &[], now);
-        if !publish_direct(sh, b, &ev).await {
-            return Ok(());
-        }
-        b.ack(m).await;
+        publish_then_ack(sh, b, Some(m), Settle::Direct(&ev)).await?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::event::{ChatEvent, EventKind};
 use crate::ledger::Pending;
 use crate::source::amqp::AmqpMsg;
 
-use super::outcomes::{outcome_row, publish_outcomes};
+use super::outcomes::{Settle, outcome_row, publish_then_ack};
 use super::write::write;
 use super::*;
 use crate::backoff::Backoff;
@@ -59,15 +59,8 @@ pub(super) async fn process(
             Err(e) => return Err(e),
         }
     };
-    // Outcome events first (confirmed), then the acknowledgement: a crash in
-    // between leaves the outcome in the outbox and the delivery unacknowledged.
-    if !publish_outcomes(sh, pending).await? {
-        return Ok((Vec::new(), false));
-    }
-    if let Some(m) = &msg {
-        b.ack(m).await;
-    }
-    Ok((Vec::new(), true))
+    let acked = publish_then_ack(sh, b, msg.as_deref(), Settle::Outbox(pending)).await?;
+    Ok((Vec::new(), acked))
 }
 
 /// Decide, write and commit one event. Returns its outcome events to publish.

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 use crate::decide::{Decision, Outcome};
 use crate::identify::Identifier;
 use crate::ledger::{OutboxRow, Pending};
-use crate::source::amqp::Broker;
+use crate::source::amqp::{AmqpMsg, Broker};
 
 use super::*;
 
@@ -26,10 +26,42 @@ pub(super) fn outcome_props(event_id: Option<&str>) -> lapin::BasicProperties {
     }
 }
 
+/// A delivery's outcome events, to publish before it is acknowledged.
+pub(super) enum Settle<'a> {
+    /// One that has no ledger row (an ignored or rejected delivery).
+    Direct(&'a OutcomeEvent<'a>),
+    /// Those the ledger committed to its outbox with the decisions.
+    Outbox(Vec<Pending>),
+}
+
+/// Publish a delivery's outcome events (broker-confirmed), then acknowledge
+/// it: a crash in between leaves the outcome (in the outbox) and the delivery
+/// unacknowledged, never an acknowledged delivery without its outcome.
+/// `Ok(false)`: not published; the delivery stays unacknowledged and comes
+/// back.
+pub(super) async fn publish_then_ack(
+    sh: &Shared,
+    b: &Broker,
+    m: Option<&AmqpMsg>,
+    outcomes: Settle<'_>,
+) -> anyhow::Result<bool> {
+    let published = match outcomes {
+        Settle::Direct(ev) => publish_direct(sh, b, ev).await,
+        Settle::Outbox(pending) => publish_outcomes(sh, pending).await?,
+    };
+    if !published {
+        return Ok(false);
+    }
+    if let Some(m) = m {
+        b.ack(m).await;
+    }
+    Ok(true)
+}
+
 /// Publish an outcome event that has no ledger row (rejected or ignored
 /// deliveries: they are acknowledged only after this). `false`: not
 /// published; the delivery stays unacknowledged and comes back.
-pub(super) async fn publish_direct(sh: &Shared, b: &Broker, ev: &OutcomeEvent<'_>) -> bool {
+async fn publish_direct(sh: &Shared, b: &Broker, ev: &OutcomeEvent<'_>) -> bool {
     if !sh.outcomes {
         return true;
     }
