@@ -10,14 +10,14 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::config::{Config, SinkSpec};
+use crate::config::Config;
 use crate::decide::{self, Policy};
 use crate::event::ChatEvent;
 use crate::identify::{Identifier, NHS_SYSTEM, nhs_number};
 use crate::ledger::{AuditRow, Ledger, QuarantineItem};
 use crate::record::{self, RecordCtx, URI_SYSTEM, chat_urn};
-use crate::sink::dir::DirSink;
-use crate::sink::fhir::{FhirSink, Resolution};
+use crate::sink::Sink;
+use crate::sink::fhir::Resolution;
 
 /// An item as a reviewer sees it.
 #[derive(Debug, serde::Serialize)]
@@ -134,28 +134,23 @@ fn with_entry(bundle: Option<serde_json::Value>, resource: serde_json::Value) ->
     b
 }
 
-enum Out {
-    Dir(DirSink),
-    Fhir(Box<FhirSink>),
-}
+/// The review's writes to the configured sink.
+struct Out(Sink);
 
 impl Out {
     fn open(cfg: &Config) -> anyhow::Result<Self> {
-        Ok(match cfg.sink_spec().map_err(anyhow::Error::msg)? {
-            SinkSpec::Dir(d) => Out::Dir(DirSink::open(&d)?),
-            SinkSpec::Fhir(u) => Out::Fhir(Box::new(FhirSink::new(&u, &cfg.fhir)?)),
-        })
+        Sink::open(cfg).map(Out)
     }
 
     /// Write a transaction Bundle; returns the resources written (FHIR) or nothing (dir).
     async fn write(&self, b: &serde_json::Value) -> anyhow::Result<Vec<String>> {
         let bytes = serde_json::to_vec(b)?;
         match self {
-            Out::Dir(d) => d
+            Out(Sink::Dir(d)) => d
                 .write(&bytes)
                 .map(|_| Vec::new())
                 .map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}")),
-            Out::Fhir(f) => f
+            Out(Sink::Fhir(f)) => f
                 .write(&bytes)
                 .await
                 .map_err(|e| anyhow::anyhow!("FHIR server refused the review bundle: {e}")),
@@ -173,11 +168,11 @@ impl Out {
         audit: serde_json::Value,
     ) -> anyhow::Result<Option<String>> {
         match self {
-            Out::Dir(_) => {
+            Out(Sink::Dir(_)) => {
                 self.write(&with_entry(bundle, audit)).await?;
                 Ok(None)
             }
-            Out::Fhir(_) => {
+            Out(Sink::Fhir(_)) => {
                 if let Some(b) = bundle {
                     self.write(&b).await?;
                 }
@@ -220,7 +215,7 @@ pub async fn resolve(
     let (item, event) = open_item(ledger, qid).await?;
     let out = Out::open(cfg)?;
     let mut patient_ref = None;
-    if let Out::Fhir(f) = &out
+    if let Out(Sink::Fhir(f)) = &out
         && cfg.fhir.resolve_patients
     {
         match f.resolve(patient).await {
@@ -247,7 +242,7 @@ pub async fn resolve(
     add_reviewer(&mut bundle, by);
     let mut detail = format!("filed to {}|{}", patient.system, patient.value);
     let note = match &out {
-        Out::Dir(_) => {
+        Out(Sink::Dir(_)) => {
             // The AuditEvent travels in the same Bundle, pointing at the Communication.
             let comm = bundle["entry"][0]["fullUrl"].as_str().map(str::to_owned);
             let audit = audit_event(
@@ -261,7 +256,7 @@ pub async fn resolve(
             );
             out.audit(Some(bundle), audit).await?
         }
-        Out::Fhir(_) => {
+        Out(Sink::Fhir(_)) => {
             let written = out.write(&bundle).await?;
             let comm = written.iter().find(|r| r.starts_with("Communication/"));
             let audit = audit_event(

@@ -10,9 +10,7 @@ use crate::config::{Config, SettingError, SinkSpec, SourceSpec};
 use crate::decide::Policy;
 use crate::identify::Identify;
 use crate::ledger::Ledger;
-use crate::ops::{Health, SinkProbe};
-use crate::sink::dir::DirSink;
-use crate::sink::fhir::FhirSink;
+use crate::ops::Health;
 use crate::source::amqp::Broker;
 
 use super::admit::RejectReport;
@@ -92,25 +90,18 @@ impl Run {
                 Some(tmp),
             )
         } else {
-            let out = match &sink {
-                SinkSpec::Dir(d) => {
-                    reject_path = Some(d.join("rejected.ndjson"));
-                    Output::Dir(DirSink::open(d)?)
-                }
-                SinkSpec::Fhir(url) => {
+            match &sink {
+                SinkSpec::Dir(d) => reject_path = Some(d.join("rejected.ndjson")),
+                SinkSpec::Fhir(_) => {
                     workers = cfg.fhir.concurrency;
                     reject_path = Some(ledger_path.with_extension("rejected.ndjson"));
-                    Output::Fhir(Box::new(FhirSink::new(url, &cfg.fhir)?))
                 }
-            };
+            }
+            let out = Output::Write(Sink::open(&cfg)?);
             (Ledger::open(&ledger_path).await?, out, None)
         };
         let spec = cfg.source_spec().map_err(anyhow::Error::msg)?;
-        let probe = match &sink {
-            SinkSpec::Dir(d) => SinkProbe::Dir(d.clone()),
-            SinkSpec::Fhir(u) => SinkProbe::Fhir(u.clone()),
-        };
-        let health = Arc::new(Health::new(probe));
+        let health = Arc::new(Health::new(Sink::probe(&cfg)?));
         let mut health_task = None;
         let (input, source_name, broker) = match spec {
             SourceSpec::File(p) => (Input::File(Some(p.clone())), p.display().to_string(), None),

@@ -45,8 +45,7 @@ use crate::event::ChatEvent;
 use crate::identify::Identify;
 use crate::ledger::Ledger;
 use crate::ops::Health;
-use crate::sink::dir::DirSink;
-use crate::sink::fhir::FhirSink;
+use crate::sink::Sink;
 use crate::source::amqp::{AmqpMsg, Broker};
 use crate::source::{self, Delivery};
 use admit::{RejectReport, dispatch};
@@ -89,8 +88,7 @@ impl Summary {
 enum Output {
     /// Print decision lines, write nothing.
     DryRun(Mutex<std::io::BufWriter<std::io::Stdout>>),
-    Dir(DirSink),
-    Fhir(Box<FhirSink>),
+    Write(Sink),
 }
 
 struct Shared {

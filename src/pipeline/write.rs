@@ -24,7 +24,7 @@ pub(super) async fn write(
     let device = &sh.cfg.device;
     match &sh.out {
         Output::DryRun(_) => Ok((Vec::new(), Verdict::Written)),
-        Output::Dir(sink) => {
+        Output::Write(Sink::Dir(sink)) => {
             let ctx = RecordCtx {
                 now,
                 patient_ref: None,
@@ -60,7 +60,7 @@ pub(super) async fn write(
             }
             Ok((res, Verdict::Written))
         }
-        Output::Fhir(sink) => {
+        Output::Write(Sink::Fhir(sink)) => {
             let mut patient_ref = None;
             if sh.cfg.fhir.resolve_patients {
                 let Some(p) = d.patient.clone() else {

@@ -4,6 +4,35 @@ pub mod auth;
 pub mod dir;
 pub mod fhir;
 
+use crate::config::{Config, SinkSpec};
+use crate::ops::SinkProbe;
+
+/// The configured sink (setting `sink`), built in one place for every
+/// command that writes: `run` and the quarantine review.
+pub enum Sink {
+    /// A directory of transaction Bundle files.
+    Dir(dir::DirSink),
+    /// A FHIR server over REST.
+    Fhir(Box<fhir::FhirSink>),
+}
+
+impl Sink {
+    pub fn open(cfg: &Config) -> anyhow::Result<Self> {
+        Ok(match cfg.sink_spec().map_err(anyhow::Error::msg)? {
+            SinkSpec::Dir(d) => Sink::Dir(dir::DirSink::open(&d)?),
+            SinkSpec::Fhir(u) => Sink::Fhir(Box::new(fhir::FhirSink::new(&u, &cfg.fhir)?)),
+        })
+    }
+
+    /// What `/readyz` checks for the configured sink.
+    pub fn probe(cfg: &Config) -> anyhow::Result<SinkProbe> {
+        Ok(match cfg.sink_spec().map_err(anyhow::Error::msg)? {
+            SinkSpec::Dir(d) => SinkProbe::Dir(d),
+            SinkSpec::Fhir(u) => SinkProbe::Fhir(u),
+        })
+    }
+}
+
 /// Why a write did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
