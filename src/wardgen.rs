@@ -592,6 +592,22 @@ impl Gen {
             42..48 => format!("{s} {}", self.name_of(p)),
             48..51 => format!("{s}?"),
             51..53 => format!("{s}."),
+            // A count with its unit or a gestation beside the number, and
+            // a row pasted with tabs (the cells beside it hold digits).
+            53..57 => {
+                let unit = self.pick(&["days", "units", "kg", "wks", "hrs", "pool", "doses"]);
+                let sep = self.pick(&[" ", " - ", "  "]);
+                format!("{s}{sep}{} {unit}", self.num(1, 30))
+            }
+            57..60 => format!("{}+{} {s}", self.num(23, 42), self.num(0, 6)),
+            60..62 => format!("{s} {}+{}/40", self.num(23, 42), self.num(0, 6)),
+            62..65 => format!(
+                "{}\t{}\t{s}\t{}.{}",
+                self.num(1, 30),
+                self.name_of(p),
+                self.num(40, 120),
+                self.num(0, 9)
+            ),
             _ => s,
         }
     }
