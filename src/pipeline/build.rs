@@ -101,7 +101,7 @@ impl Run {
             (Ledger::open(&ledger_path).await?, out, None)
         };
         let spec = cfg.source_spec().map_err(anyhow::Error::msg)?;
-        let health = Arc::new(Health::new(Sink::probe(&cfg)?));
+        let health = Arc::new(Health::new(Sink::probe(&sink)));
         let mut health_task = None;
         let (input, source_name, broker) = match spec {
             SourceSpec::File(p) => (Input::File(Some(p.clone())), p.display().to_string(), None),

@@ -24,12 +24,12 @@ impl Sink {
         })
     }
 
-    /// What `/readyz` checks for the configured sink.
-    pub fn probe(cfg: &Config) -> anyhow::Result<SinkProbe> {
-        Ok(match cfg.sink_spec().map_err(anyhow::Error::msg)? {
-            SinkSpec::Dir(d) => SinkProbe::Dir(d),
-            SinkSpec::Fhir(u) => SinkProbe::Fhir(u),
-        })
+    /// What `/readyz` checks for the configured sink (setting `sink`).
+    pub fn probe(spec: &SinkSpec) -> SinkProbe {
+        match spec {
+            SinkSpec::Dir(d) => SinkProbe::Dir(d.clone()),
+            SinkSpec::Fhir(u) => SinkProbe::Fhir(u.clone()),
+        }
     }
 }
 
