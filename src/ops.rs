@@ -22,37 +22,23 @@ pub fn init_tracing(format: &str, level: &str) {
     };
 }
 
-/// What `/readyz` checks for the sink.
-#[derive(Debug, Clone)]
-pub enum SinkProbe {
-    /// The bundle directory exists and is a directory.
-    Dir(std::path::PathBuf),
-    /// The FHIR server answers `GET [base]/metadata` (any status below 500).
-    Fhir(String),
-}
-
 /// State behind `/healthz` and `/readyz`.
 #[derive(Debug)]
 pub struct Health {
     broker: std::sync::OnceLock<std::sync::Arc<crate::source::amqp::Broker>>,
     ledger: std::sync::OnceLock<crate::ledger::Ledger>,
-    sink: SinkProbe,
+    sink: crate::sink::SinkProbe,
     /// A worker is waiting for an unreachable sink.
     pub stalled: std::sync::atomic::AtomicBool,
-    http: reqwest::Client,
 }
 
 impl Health {
-    pub fn new(sink: SinkProbe) -> Self {
+    pub fn new(sink: crate::sink::SinkProbe) -> Self {
         Self {
             broker: std::sync::OnceLock::new(),
             ledger: std::sync::OnceLock::new(),
             sink,
             stalled: std::sync::atomic::AtomicBool::new(false),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(3))
-                .build()
-                .unwrap_or_default(),
         }
     }
 
@@ -83,16 +69,7 @@ impl Health {
     /// Ready when the broker is connected and the sink reachable.
     pub async fn readiness(&self) -> (bool, serde_json::Value) {
         let broker = self.broker.get().is_some_and(|b| b.is_connected());
-        let reachable = match &self.sink {
-            SinkProbe::Dir(d) => d.is_dir(),
-            SinkProbe::Fhir(base) => self
-                .http
-                .get(format!("{base}/metadata"))
-                .header("accept", "application/fhir+json")
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() < 500),
-        };
+        let reachable = self.sink.reachable().await;
         let stalled = self.stalled.load(std::sync::atomic::Ordering::SeqCst);
         let ready = broker && reachable && !stalled;
         (

@@ -11,6 +11,7 @@ use crate::decide::Policy;
 use crate::identify::Identify;
 use crate::ledger::Ledger;
 use crate::ops::Health;
+use crate::sink::SinkProbe;
 use crate::source::amqp::Broker;
 
 use super::admit::RejectReport;
@@ -101,7 +102,11 @@ impl Run {
             (Ledger::open(&ledger_path).await?, out, None)
         };
         let spec = cfg.source_spec().map_err(anyhow::Error::msg)?;
-        let health = Arc::new(Health::new(Sink::probe(&sink)));
+        let probe = match &out {
+            Output::Write(s) => s.probe(),
+            Output::DryRun(_) => SinkProbe::Nothing,
+        };
+        let health = Arc::new(Health::new(probe));
         let mut health_task = None;
         let (input, source_name, broker) = match spec {
             SourceSpec::File(p) => (Input::File(Some(p.clone())), p.display().to_string(), None),

@@ -39,6 +39,11 @@ impl DirSink {
         })
     }
 
+    /// The directory bundles are written to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Write one bundle; returns the file name.
     pub fn write(&self, body: &[u8]) -> Result<String, WriteError> {
         let n = self.next.fetch_add(1, Ordering::SeqCst);

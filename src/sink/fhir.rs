@@ -91,6 +91,18 @@ impl FhirSink {
         })
     }
 
+    /// Does the server answer `GET [base]/metadata` (any status below 500)?
+    /// One attempt through the sink's own client (its CA bundle and
+    /// timeouts); no token is needed to read the capability statement.
+    pub async fn answers(&self) -> bool {
+        self.http
+            .get(format!("{}/metadata", self.base))
+            .header(ACCEPT, FHIR_JSON)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() < 500)
+    }
+
     /// Post one transaction Bundle; returns the resources it wrote (`Type/id`).
     pub async fn write(&self, bundle: &[u8]) -> Result<Vec<String>, WriteError> {
         self.with_retries("transaction", || async {
