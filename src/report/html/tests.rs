@@ -1,3 +1,4 @@
+use super::charts::{nice_scale, truncate};
 use super::*;
 use crate::report::{Bucket, Counts, DayCounts, Lag, ReasonCount, Report, RoomCounts, Unresolved};
 
