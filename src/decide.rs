@@ -23,6 +23,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 mod edit;
+mod filing;
 mod line;
 mod message;
 pub mod state;
@@ -34,7 +35,8 @@ use crate::decide::state::{FiledMeta, Held, ThreadState, Version};
 use crate::event::{ChatEvent, EventKind};
 use crate::identify::{Found, Identifier};
 use edit::{edit, reaction, redaction};
-use message::{after_new_patients, file, foreign_spans, message, remember};
+use filing::file;
+use message::{after_new_patients, foreign_spans, message, remember};
 use task::{TaskChange, TaskRules};
 
 /// What happened to an event.

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod event;
 pub mod identify;
 pub mod ledger;
+pub mod metrics;
 pub mod ops;
 pub mod pipeline;
 pub mod record;

@@ -1,84 +1,14 @@
 //! Edits, redactions and reactions: acting on a message the thread already has
 //! (filed, held or quarantined), under the same rules as a new message.
 
-use super::message::{
-    after_new_patients, flagged, foreign_spans, hold, message, move_task, remember,
-};
+use super::filing::{file_edit, move_task};
+use super::message::{after_new_patients, flagged, foreign_spans, hold, message, remember};
 use super::{Decision, Outcome, Policy, Write, reason};
-use crate::decide::state::{FiledMeta, Held, ThreadState, Version, near_miss};
-use crate::decide::task::{Status, TaskChange, TaskState};
+use crate::decide::state::{Held, ThreadState, near_miss};
+use crate::decide::task::{Status, TaskChange};
 use crate::event::ChatEvent;
-use crate::identify::{Found, Identifier};
+use crate::identify::Found;
 use chrono::{DateTime, Utc};
-
-/// File an edit of the filed message `target`: its Communication is replaced
-/// and its Task re-evaluated.
-pub(super) fn file_edit(
-    state: &mut ThreadState,
-    event: ChatEvent,
-    patient: Identifier,
-    ids: Vec<Identifier>,
-    target: String,
-    policy: &Policy,
-) -> Decision {
-    // Messages filed before edits were kept whole have no meta: the edit's time stands in.
-    let meta = state.meta.get(&target).cloned().unwrap_or(FiledMeta {
-        sent: event.sent_at,
-        part_of: state.first_filed.clone().filter(|r| *r != target),
-        in_response_to: None,
-        room: None,
-        sender: None,
-    });
-    let text = event.text.clone().unwrap_or_default();
-    let mut d = Decision::new(event, Outcome::Filed, None, ids);
-    d.patient = Some(patient.clone());
-    let now_request = policy.tasks.request(&text);
-    d.task = match (state.tasks.get_mut(&target), now_request) {
-        (Some(t), Some(p)) if t.status.is_open() && t.priority != p => {
-            t.priority = p;
-            t.last_modified = d.event.sent_at;
-            Some((t.clone(), false))
-        }
-        (Some(t), None) if t.status.is_open() => {
-            t.status = Status::Cancelled;
-            t.last_modified = d.event.sent_at;
-            Some((t.clone(), false))
-        }
-        (None, Some(p)) => {
-            let t = TaskState {
-                patient,
-                priority: p,
-                status: Status::Requested,
-                requester: d.event.sender.clone(),
-                requester_name: d.event.sender_name.clone(),
-                owner: d.event.mentions.first().cloned(),
-                authored_on: meta.sent,
-                last_modified: d.event.sent_at,
-            };
-            state.tasks.insert(target.clone(), t.clone());
-            // The Communication already exists: the Task refers to it.
-            Some((t, false))
-        }
-        _ => None,
-    }
-    .map(|(task, created)| TaskChange {
-        request_id: target.clone(),
-        task,
-        created,
-    });
-    state
-        .versions
-        .entry(target.clone())
-        .or_default()
-        .push(Version::of(&d.event));
-    state.edits.insert(d.event.id.clone(), target.clone());
-    d.write = Some(Write::Edit {
-        target,
-        meta,
-        content: None,
-    });
-    d
-}
 
 pub(super) fn edit(
     state: &mut ThreadState,

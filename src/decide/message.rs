@@ -1,10 +1,9 @@
 //! A new message: rules 1–5 of the module documentation, the release of held
 //! messages when the thread names its patient, and the message's Task.
 
-use super::edit::file_edit;
-use super::{Decision, Outcome, Policy, Write, reason};
-use crate::decide::state::{FiledMeta, Held, ThreadState, Version};
-use crate::decide::task::{Status, TaskChange, TaskRules, TaskState};
+use super::filing::{file, file_edit};
+use super::{Decision, Outcome, Policy, reason};
+use crate::decide::state::{Held, ThreadState};
 use crate::event::{ChatEvent, EventKind};
 use crate::identify::{Found, Identifier};
 use chrono::{DateTime, Utc};
@@ -209,114 +208,5 @@ pub(super) fn after_new_patients(
                 Vec::new(),
             ));
         }
-    }
-}
-
-/// File `event` to `patient`, linking it into the thread; create or move on
-/// a Task (see `mappings/tasks.toml` for the order of evaluation).
-pub(super) fn file(
-    state: &mut ThreadState,
-    event: ChatEvent,
-    patient: Identifier,
-    ids: Vec<Identifier>,
-    policy: &Policy,
-) -> Decision {
-    let part_of = state.first_filed.clone().filter(|root| *root != event.id);
-    let in_response_to = event
-        .reply_to
-        .clone()
-        .filter(|r| state.filed.contains_key(r));
-    if state.first_filed.is_none() {
-        state.first_filed = Some(event.id.clone());
-    }
-    state.filed.insert(event.id.clone(), patient.clone());
-    state.meta.insert(
-        event.id.clone(),
-        FiledMeta {
-            sent: event.sent_at,
-            part_of: part_of.clone(),
-            in_response_to: in_response_to.clone(),
-            room: Some(event.room.clone()),
-            sender: Some(event.sender.clone()),
-        },
-    );
-    state
-        .versions
-        .insert(event.id.clone(), vec![Version::of(&event)]);
-    let mut d = Decision::new(event, Outcome::Filed, None, ids);
-    d.patient = Some(patient);
-    d.write = Some(Write::Communication {
-        part_of,
-        in_response_to,
-    });
-    d.task = message_task(state, &d, &policy.tasks);
-    d
-}
-
-/// The Task a filed message creates or moves on.
-pub(super) fn message_task(
-    state: &mut ThreadState,
-    d: &Decision,
-    rules: &TaskRules,
-) -> Option<TaskChange> {
-    let e = &d.event;
-    let text = e.text.as_deref().unwrap_or("");
-    // 1. Lifecycle of the open Task this message answers.
-    if let Some(req) = answered_task(state, e)
-        && let Some(to) = rules.lifecycle(text)
-        && let Some(t) = state.tasks.get_mut(&req)
-        && t.status.can_move_to(to)
-    {
-        move_task(t, to, e);
-        return Some(TaskChange {
-            request_id: req,
-            task: t.clone(),
-            created: false,
-        });
-    }
-    // 2. A new request.
-    let priority = rules.request(text)?;
-    let t = TaskState {
-        patient: d.patient.clone()?,
-        priority,
-        status: Status::Requested,
-        requester: e.sender.clone(),
-        requester_name: e.sender_name.clone(),
-        owner: e.mentions.first().cloned(),
-        authored_on: e.sent_at,
-        last_modified: e.sent_at,
-    };
-    state.tasks.insert(e.id.clone(), t.clone());
-    Some(TaskChange {
-        request_id: e.id.clone(),
-        task: t,
-        created: true,
-    })
-}
-
-/// Move a Task on because of event `e`: its sender takes it on (not for a cancel).
-pub(super) fn move_task(t: &mut TaskState, to: Status, e: &ChatEvent) {
-    t.status = to;
-    if to != Status::Cancelled {
-        t.owner = Some(e.sender.clone());
-    }
-    t.last_modified = e.sent_at;
-}
-
-/// The open Task a message answers: the one of the message it replies to, or
-/// the thread's only open Task.
-pub(super) fn answered_task(state: &ThreadState, e: &ChatEvent) -> Option<String> {
-    if let Some(r) = &e.reply_to
-        && state.tasks.get(r).is_some_and(|t| t.status.is_open())
-    {
-        return Some(r.clone());
-    }
-    let mut open = state
-        .tasks
-        .iter()
-        .filter(|(id, t)| t.status.is_open() && **id != e.id);
-    match (open.next(), open.next()) {
-        (Some((id, _)), None) => Some(id.clone()),
-        _ => None,
     }
 }

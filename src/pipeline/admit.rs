@@ -143,9 +143,9 @@ pub(super) async fn ignore(
         .ignored += 1;
     // The event type is a checked token (mapping.rs), never content.
     debug!(line = d.seq, source = %sh.source_name, platform, event_type, reason = why, "ignored a platform event that is not a chat message");
-    crate::ops::metrics().decided("ignored", Some(why));
+    crate::metrics::metrics().decided("ignored", Some(why));
     if why == ENCRYPTED {
-        crate::ops::metrics()
+        crate::metrics::metrics()
             .encrypted
             .get_or_create(&vec![("platform".to_owned(), platform.to_owned())])
             .inc();
@@ -183,7 +183,7 @@ pub(super) async fn reject(
         .unwrap_or_else(PoisonError::into_inner)
         .rejected += 1;
     warn!(line = d.seq, source = %sh.source_name, reason = why, "rejected malformed event");
-    crate::ops::metrics().decided("rejected", Some(reason::MALFORMED));
+    crate::metrics::metrics().decided("rejected", Some(reason::MALFORMED));
     let id_of = || {
         d.body
             .as_ref()

@@ -165,7 +165,7 @@ pub(super) async fn apply(
         .ledger
         .commit(key, &step.state, &step.decisions, &outbox, now)
         .await?;
-    let m = crate::ops::metrics();
+    let m = crate::metrics::metrics();
     let mut s = sh.summary.lock().unwrap_or_else(PoisonError::into_inner);
     for d in &step.decisions {
         s.count(d);

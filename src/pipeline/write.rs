@@ -36,7 +36,7 @@ pub(super) async fn write(
             let t = std::time::Instant::now();
             sink.write(&serde_json::to_vec(&b)?)
                 .map_err(|e| anyhow::anyhow!("bundle directory sink failed: {e}"))?;
-            crate::ops::metrics()
+            crate::metrics::metrics()
                 .sink_seconds
                 .observe(t.elapsed().as_secs_f64());
             sh.summary
@@ -102,7 +102,7 @@ pub(super) async fn write(
             };
             let t = std::time::Instant::now();
             let written = sink.write(&serde_json::to_vec(&b)?).await;
-            crate::ops::metrics()
+            crate::metrics::metrics()
                 .sink_seconds
                 .observe(t.elapsed().as_secs_f64());
             match written {

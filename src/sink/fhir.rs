@@ -268,7 +268,7 @@ impl FhirSink {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Fail(e)) => return Err(e),
                 Err(Attempt::Retry { reason, after }) => {
-                    crate::ops::metrics().retries.inc();
+                    crate::metrics::metrics().retries.inc();
                     if attempt >= self.max_retries {
                         return Err(WriteError::Retryable(format!(
                             "{what}: {reason} (gave up after {} retries)",

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use super::spec::specs;
-use super::{Cond, FIELDS, Field, Mapping, MappingError, REQUIRED, Rule, Source, Spec, Test};
+use super::spec::{conditions_value, specs};
+use super::{Cond, FIELDS, Field, Mapping, MappingError, REQUIRED, Rule, Source, Spec};
 use crate::adapt::path::Path;
 
 #[derive(Deserialize)]
@@ -170,53 +170,6 @@ pub(super) fn conditions(
     field: &str,
 ) -> Result<Vec<Cond>, MappingError> {
     conditions_value(v.get_ref()).map_err(|m| cx.err(v.span().start, Some(field), m))
-}
-
-pub(super) fn conditions_value(v: &toml::Value) -> Result<Vec<Cond>, String> {
-    match v {
-        toml::Value::Array(items) => items.iter().map(condition).collect(),
-        other => Ok(vec![condition(other)?]),
-    }
-}
-
-pub(super) fn condition(v: &toml::Value) -> Result<Cond, String> {
-    let toml::Value::Table(t) = v else {
-        return Err(
-            "a condition is a table { path = \"/...\", equals | not_equals | in | exists = ... }"
-                .into(),
-        );
-    };
-    let path = t
-        .get("path")
-        .and_then(|p| p.as_str())
-        .ok_or("a condition needs `path`")?;
-    let path = Path::parse(path)?;
-    let json = |x: &toml::Value| serde_json::to_value(x).map_err(|e| e.to_string());
-    let tests: Vec<&String> = t.keys().filter(|k| *k != "path").collect();
-    let [op] = tests.as_slice() else {
-        return Err(
-            "a condition needs exactly one of `equals`, `not_equals`, `in`, `exists`, `differs_from`".into(),
-        );
-    };
-    let arg = &t[op.as_str()];
-    let test = match op.as_str() {
-        "equals" => Test::Equals(json(arg)?),
-        "not_equals" => Test::NotEquals(json(arg)?),
-        "in" => match arg {
-            toml::Value::Array(xs) => Test::In(xs.iter().map(json).collect::<Result<_, _>>()?),
-            _ => return Err("`in` must be a list".into()),
-        },
-        "exists" => Test::Exists(arg.as_bool().ok_or("`exists` must be true or false")?),
-        "differs_from" => Test::DiffersFrom(Path::parse(
-            arg.as_str().ok_or("`differs_from` must be a path string")?,
-        )?),
-        other => {
-            return Err(format!(
-                "unknown test `{other}` (one of equals, not_equals, in, exists, differs_from)"
-            ));
-        }
-    };
-    Ok(Cond { path, test })
 }
 
 impl Mapping {

@@ -1,9 +1,8 @@
 //! One field's value forms in a mapping file (path, const, template, fields,
 //! join; `each`, `when`, `transform`) → checked `Spec`s.
 
-use super::load::conditions_value;
 use super::transform::Transform;
-use super::{Kind, Piece, Source, Spec};
+use super::{Cond, Kind, Piece, Source, Spec, Test};
 use crate::adapt::path::Path;
 
 pub(super) fn specs(v: &toml::Value, kind: Kind) -> Result<Vec<Spec>, String> {
@@ -195,4 +194,51 @@ pub(super) fn template(s: &str) -> Result<Vec<Piece>, String> {
         out.push(Piece::Lit(rest.to_owned()));
     }
     Ok(out)
+}
+
+pub(super) fn conditions_value(v: &toml::Value) -> Result<Vec<Cond>, String> {
+    match v {
+        toml::Value::Array(items) => items.iter().map(condition).collect(),
+        other => Ok(vec![condition(other)?]),
+    }
+}
+
+pub(super) fn condition(v: &toml::Value) -> Result<Cond, String> {
+    let toml::Value::Table(t) = v else {
+        return Err(
+            "a condition is a table { path = \"/...\", equals | not_equals | in | exists = ... }"
+                .into(),
+        );
+    };
+    let path = t
+        .get("path")
+        .and_then(|p| p.as_str())
+        .ok_or("a condition needs `path`")?;
+    let path = Path::parse(path)?;
+    let json = |x: &toml::Value| serde_json::to_value(x).map_err(|e| e.to_string());
+    let tests: Vec<&String> = t.keys().filter(|k| *k != "path").collect();
+    let [op] = tests.as_slice() else {
+        return Err(
+            "a condition needs exactly one of `equals`, `not_equals`, `in`, `exists`, `differs_from`".into(),
+        );
+    };
+    let arg = &t[op.as_str()];
+    let test = match op.as_str() {
+        "equals" => Test::Equals(json(arg)?),
+        "not_equals" => Test::NotEquals(json(arg)?),
+        "in" => match arg {
+            toml::Value::Array(xs) => Test::In(xs.iter().map(json).collect::<Result<_, _>>()?),
+            _ => return Err("`in` must be a list".into()),
+        },
+        "exists" => Test::Exists(arg.as_bool().ok_or("`exists` must be true or false")?),
+        "differs_from" => Test::DiffersFrom(Path::parse(
+            arg.as_str().ok_or("`differs_from` must be a path string")?,
+        )?),
+        other => {
+            return Err(format!(
+                "unknown test `{other}` (one of equals, not_equals, in, exists, differs_from)"
+            ));
+        }
+    };
+    Ok(Cond { path, test })
 }
