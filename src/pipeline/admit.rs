@@ -2,11 +2,8 @@
 //! thread, or ignored (not chat) or rejected (malformed: the reject report of
 //! a file, the dead-letter queue of a broker), each with its reason.
 
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::PoisonError;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tracing::{debug, warn};
 
@@ -18,56 +15,6 @@ use crate::source::amqp::AmqpMsg;
 use super::outcomes::{About, OutcomeEvent, Settle, publish_then_ack};
 use super::route::{RecentThreads, thread_key};
 use super::*;
-
-/// Reject report: one JSON line per malformed input, with its position, reason and raw content.
-pub(super) struct RejectReport {
-    pub(super) path: Option<PathBuf>,
-    pub(super) file: Option<std::fs::File>,
-}
-
-impl RejectReport {
-    pub(super) fn write(
-        &mut self,
-        source: &str,
-        line: u64,
-        reason: &str,
-        raw: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let rec = serde_json::json!({"source": source, "line": line, "outcome": "rejected", "reason": reason, "raw": raw});
-        self.append(&rec)
-    }
-
-    /// A parsed event the FHIR server refused: kept whole so it can be corrected and replayed.
-    pub(super) fn write_event(
-        &mut self,
-        source: &str,
-        ev: &ChatEvent,
-        reason: &str,
-    ) -> anyhow::Result<()> {
-        let raw = serde_json::to_string(ev)?;
-        let rec = serde_json::json!({"source": source, "event_id": ev.id, "outcome": "rejected", "reason": reason, "raw": raw});
-        self.append(&rec)
-    }
-
-    fn append(&mut self, rec: &serde_json::Value) -> anyhow::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let f = match &mut self.file {
-            Some(f) => f,
-            None => self.file.insert(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| format!("opening reject report {}", path.display()))?,
-            ),
-        };
-        writeln!(f, "{rec}")?;
-        f.sync_data()?;
-        Ok(())
-    }
-}
 
 /// The format of a delivery: its format header (AMQP), else the setting `format`.
 pub(super) fn format_of<'a>(
@@ -151,14 +98,8 @@ pub(super) async fn ignore(
             .inc();
         warn!(line = d.seq, source = %sh.source_name, platform, "an end-to-end encrypted event: the bridge cannot read it, so nothing of its room reaches the record");
     }
-    if let Output::DryRun(w) = &sh.out {
-        let line = DecisionLine::without_event(id, Outcome::Ignored, why);
-        writeln!(
-            w.lock().unwrap_or_else(PoisonError::into_inner),
-            "{}",
-            serde_json::to_string(&line)?
-        )?;
-    }
+    sh.out
+        .print(&DecisionLine::without_event(id, Outcome::Ignored, why))?;
     if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
         let about = About {
             event_id: id,
@@ -190,35 +131,13 @@ pub(super) async fn reject(
             .ok()
             .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
     };
-    if let Output::DryRun(w) = &sh.out {
+    if matches!(sh.out, Output::DryRun(_)) {
         let id = id_of().and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
         let line = DecisionLine::without_event(id.as_deref(), Outcome::Rejected, reason::MALFORMED);
-        writeln!(
-            w.lock().unwrap_or_else(PoisonError::into_inner),
-            "{}",
-            serde_json::to_string(&line)?
-        )?;
-    } else if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
-        // The dead-letter queue is the reject report of a queue: the message
-        // goes there unchanged, with the reason in a header.
-        let body = match (&d.body, &m.raw_invalid) {
-            (Ok(s), _) => s.as_bytes(),
-            (Err(_), Some(raw)) => raw.as_slice(),
-            (Err(_), None) => &[],
-        };
-        if let Err(e) = b
-            .dead_letter(&m.routing_key, &m.properties, body, why)
-            .await
-        {
-            // Not acknowledged: it comes back after a reconnect.
-            warn!(error = %e, "could not dead-letter a malformed delivery; it will be redelivered");
-            return Ok(());
-        }
-    } else {
-        sh.rejects
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write(&sh.source_name, d.seq, why, d.body.as_deref().ok())?;
+        sh.out.print(&line)?;
+    } else if !sh.rejects.malformed(&sh.source_name, d, why).await? {
+        // Not kept: left unacknowledged, it comes back after a reconnect.
+        return Ok(());
     }
     sh.ledger
         .record_reject(&format!("{}:{}", sh.source_name, d.seq), why, now)

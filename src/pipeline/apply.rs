@@ -2,7 +2,6 @@
 //! commit, the wait while the sink is away (AMQP), and the expiry sweep of
 //! held content.
 
-use std::io::Write as _;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -132,31 +131,10 @@ pub(super) async fn apply(
         let d = &step.decisions[i];
         if d.outcome == Outcome::Rejected {
             let why = d.reason.as_deref().unwrap_or("rejected");
-            match &sh.broker {
-                Some(b) => {
-                    let body = serde_json::to_vec(&d.event)?;
-                    let props = lapin::BasicProperties::default()
-                        .with_content_type("application/json".into())
-                        .with_message_id(d.event.id.as_str().into());
-                    // Like the sink: the broker away at shutdown leaves the
-                    // event uncommitted and unacknowledged, to be redone.
-                    b.dead_letter(&d.event.platform, &props, &body, why)
-                        .await
-                        .map_err(|e| SinkUnavailable(e.to_string()))?;
-                }
-                None => sh
-                    .rejects
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .write_event(&sh.source_name, &d.event, why)?,
-            }
+            sh.rejects.refused(&sh.source_name, &d.event, why).await?;
         }
         debug!(event_id = %d.event.id, thread = key, outcome = d.outcome.as_str(), reason = d.reason.as_deref(), "decided");
-        if let Output::DryRun(w) = &sh.out {
-            let mut w = w.lock().unwrap_or_else(PoisonError::into_inner);
-            serde_json::to_writer(&mut *w, &d.line())?;
-            w.write_all(b"\n")?;
-        }
+        sh.out.print(&d.line())?;
         if sh.outcomes {
             outbox.push(outcome_row(d, &resources, now));
         }

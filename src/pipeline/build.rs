@@ -14,7 +14,7 @@ use crate::ops::Health;
 use crate::sink::SinkProbe;
 use crate::source::amqp::Broker;
 
-use super::admit::RejectReport;
+use super::rejects::{RejectReport, Rejects};
 use super::shutdown::shutdown_watch;
 use super::*;
 
@@ -152,10 +152,13 @@ impl Run {
             identify,
             policy,
             out,
-            rejects: Mutex::new(RejectReport {
-                path: reject_path,
-                file: None,
-            }),
+            rejects: match &broker {
+                Some(b) => Rejects::DeadLetters(b.clone()),
+                None => Rejects::Report(Mutex::new(RejectReport {
+                    path: reject_path,
+                    file: None,
+                })),
+            },
             summary: Mutex::new(Summary::default()),
             source_name,
             broker,

@@ -22,6 +22,7 @@ mod apply;
 mod build;
 mod outcomes;
 mod partitions;
+mod rejects;
 mod route;
 mod shutdown;
 mod write;
@@ -48,10 +49,11 @@ use crate::ops::Health;
 use crate::sink::Sink;
 use crate::source::amqp::{AmqpMsg, Broker};
 use crate::source::{self, Delivery};
-use admit::{RejectReport, dispatch};
+use admit::dispatch;
 use apply::{expire_thread, process, sweep, threads_to_sweep};
 use outcomes::{flush_outbox, publish_outcomes};
 use partitions::{manage_partitions, replica_id};
+use rejects::Rejects;
 use route::{RECENT_THREADS, RecentThreads, worker_of};
 
 /// The sink could not be reached (after its own retries): in a file run the
@@ -91,6 +93,19 @@ enum Output {
     Write(Sink),
 }
 
+impl Output {
+    /// In a dry run, print one decision line (ARCHITECTURE §6); a run that
+    /// writes prints none.
+    fn print(&self, line: &crate::decide::DecisionLine<'_>) -> anyhow::Result<()> {
+        if let Output::DryRun(w) = self {
+            let mut w = w.lock().unwrap_or_else(PoisonError::into_inner);
+            serde_json::to_writer(&mut *w, line)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
 struct Shared {
     cfg: Config,
     /// The source formats (`v1` and the mapping files).
@@ -99,7 +114,8 @@ struct Shared {
     identify: Identify,
     policy: Policy,
     out: Output,
-    rejects: Mutex<RejectReport>,
+    /// Where rejected input goes (reject report or dead-letter queue).
+    rejects: Rejects,
     summary: Mutex<Summary>,
     source_name: String,
     /// The broker, when consuming from AMQP.
