@@ -87,19 +87,56 @@ pub enum SourceSpec {
     Amqp(String),
 }
 
-/// A URL with its password replaced by `***`, for logs and `check`.
+/// Query parameters that carry a secret (libpq's `password`, OAuth's
+/// `client_secret` and `access_token`, ...), compared without case.
+const SECRET_PARAMS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "sslpassword",
+    "secret",
+    "client_secret",
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+];
+
+/// A setting with the secrets of every URL in it replaced by `***`, for
+/// logs, errors and `check`: the password of each `scheme://user:password@`
+/// (also inside a prefix such as `fhir:https://...`) and the value of each
+/// secret query parameter (`?password=...`).
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some((a, h)) => (a, h),
-        None => return url.to_owned(),
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
+        let (authority, after) = tail.split_at(end);
+        match authority
+            .rsplit_once('@')
+            .and_then(|(userinfo, host)| Some((userinfo.split_once(':')?.0, host)))
+        {
+            Some((user, host)) => out.push_str(&format!("{user}:***@{host}")),
+            None => out.push_str(authority),
+        }
+        rest = after;
     }
+    out.push_str(rest);
+    redact_params(&out)
+}
+
+/// `text` with the value of every secret query parameter replaced by `***`.
+fn redact_params(text: &str) -> String {
+    static PARAM: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = PARAM.get_or_init(|| {
+        let names = SECRET_PARAMS.join("|");
+        regex::Regex::new(&format!(r"(?i)([?&;](?:{names})=)[^&#;]*")).expect("constant regex")
+    });
+    re.replace_all(text, "${1}***").into_owned()
 }
 
 /// Where the bundles go.
@@ -419,6 +456,43 @@ mod tests {
                 .unwrap_err()
                 .contains("setting `sink`")
         );
+    }
+
+    #[test]
+    fn every_secret_of_a_url_setting_is_redacted() {
+        let cases = [
+            (
+                "fhir:https://user:pw1@fhir.trust.example/r4",
+                "fhir:https://user:***@fhir.trust.example/r4",
+            ),
+            (
+                "postgres://rb@db/ledger?password=pw2&sslmode=require",
+                "postgres://rb@db/ledger?password=***&sslmode=require",
+            ),
+            (
+                "postgres://rb:pw3@db/ledger?sslmode=require&PASSWORD=pw4#x",
+                "postgres://rb:***@db/ledger?sslmode=require&PASSWORD=***#x",
+            ),
+            (
+                "fhir:https://h/r4?client_secret=pw5&access_token=pw6&_format=json",
+                "fhir:https://h/r4?client_secret=***&access_token=***&_format=json",
+            ),
+            // The last @ of the authority ends the user information; an @ in
+            // the path is not user information.
+            ("amqp://u:p@w7@mq/vh", "amqp://u:***@mq/vh"),
+            ("https://h/a@b", "https://h/a@b"),
+            // A URL inside another's query is redacted too.
+            (
+                "https://h/?next=https://u:pw8@x/&token=pw9",
+                "https://h/?next=https://u:***@x/&token=***",
+            ),
+            ("dir:out", "dir:out"),
+            ("postgres://rb@db/ledger", "postgres://rb@db/ledger"),
+        ];
+        for (given, shown) in cases {
+            assert_eq!(redact_url(given), shown, "{given}");
+            assert!(!redact_url(given).contains("pw"), "{given}");
+        }
     }
 
     #[test]

@@ -91,14 +91,23 @@ pub fn check_formats(cfg: &Config, sample: Option<&std::path::Path>) -> ExitCode
     ExitCode::SUCCESS
 }
 
-/// `check` alone: the formats must load; the configuration is printed with
-/// URLs' passwords redacted (secrets are never printed: only their source).
+/// `check` alone: the formats and the identifier and Task rules must load;
+/// the configuration is printed with URLs' secrets redacted (secrets are never printed: only their source).
 pub fn show_config(cfg: &Config) -> ExitCode {
     if let Err(e) = recordbridge::adapt::Formats::for_config(cfg.formats.as_deref(), &cfg.format) {
         eprintln!("recordbridge: {e}");
         return ExitCode::from(2);
     }
+    // The identifier and Task rules `run` would load must load here too.
+    let rules = recordbridge::pipeline::load_identify(cfg)
+        .map(drop)
+        .and_then(|()| recordbridge::pipeline::load_tasks(cfg).map(drop));
+    if let Err(e) = rules {
+        eprintln!("recordbridge: {e}");
+        return ExitCode::from(2);
+    }
     let mut shown = cfg.clone();
+    shown.sink = shown.sink.as_deref().map(recordbridge::config::redact_url);
     shown.source = shown
         .source
         .as_deref()

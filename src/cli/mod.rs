@@ -33,3 +33,9 @@ pub async fn open_ledger(cfg: &Config) -> anyhow::Result<Ledger> {
     }
     Ledger::open(&path).await
 }
+
+/// A command line that does not fit (a value of the wrong form, settings
+/// that contradict each other): exit status 2, like an invalid setting.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    recordbridge::config::SettingError(message.into()).into()
+}

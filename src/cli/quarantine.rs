@@ -16,7 +16,7 @@ pub enum QuarantineCmd {
         #[arg(long)]
         ledger: Option<PathBuf>,
         /// Only items with this status (open, resolved, discarded).
-        #[arg(long)]
+        #[arg(long, value_parser = ["open", "resolved", "discarded"])]
         status: Option<String>,
         /// One JSON object per line instead of a table.
         #[arg(long)]
@@ -80,7 +80,12 @@ pub async fn list(cfg: &Config, status: Option<&str>, json: bool) -> anyhow::Res
         for i in &items {
             println!(
                 "{:>6}  {:<10}  {:<22}  {:<8}  {:<30}  {}",
-                i.qid, i.platform, i.reason, i.status, i.created_at, i.event_id
+                i.qid,
+                plain(&i.platform),
+                i.reason,
+                i.status,
+                i.created_at,
+                plain(&i.event_id)
             );
         }
         println!("{} item(s)", items.len());
@@ -102,17 +107,22 @@ pub async fn review(cfg: &Config, cmd: QuarantineCmd) -> anyhow::Result<()> {
                 let i = &s.item;
                 println!(
                     "item {}: {} ({}), event {} on {}, since {}",
-                    i.qid, i.reason, i.status, i.event_id, i.platform, i.created_at
+                    i.qid,
+                    i.reason,
+                    i.status,
+                    plain(&i.event_id),
+                    plain(&i.platform),
+                    i.created_at
                 );
                 match &s.event {
                     Some(e) => {
                         println!(
                             "room {}  sender {}  sent {}",
-                            e.room,
-                            e.sender,
+                            plain(&e.room),
+                            plain(&e.sender),
                             e.sent_at.to_rfc3339()
                         );
-                        println!("text: {}", e.text.as_deref().unwrap_or(""));
+                        println!("text: {}", text(e.text.as_deref().unwrap_or("")));
                     }
                     None => println!("(content deleted: the item is closed)"),
                 }
@@ -121,8 +131,8 @@ pub async fn review(cfg: &Config, cmd: QuarantineCmd) -> anyhow::Result<()> {
                         "  {}  {:<10} by {}  {}",
                         a.at,
                         a.action,
-                        a.actor,
-                        a.detail.as_deref().unwrap_or("")
+                        plain(&a.actor),
+                        plain(a.detail.as_deref().unwrap_or(""))
                     );
                 }
             }
@@ -158,4 +168,51 @@ pub async fn review(cfg: &Config, cmd: QuarantineCmd) -> anyhow::Result<()> {
     };
     ledger.close().await;
     result
+}
+
+/// A value from an event or a reviewer (an id, a room, a name) as one line
+/// of a table: control characters (terminal escape sequences, a newline that
+/// would forge a row) are shown escaped, never sent to the terminal.
+pub fn plain(s: &str) -> String {
+    escape_controls(s, false)
+}
+
+/// A message's text for the reviewer: its lines kept, every other control
+/// character shown escaped.
+pub fn text(s: &str) -> String {
+    escape_controls(s, true)
+}
+
+fn escape_controls(s: &str, keep_newlines: bool) -> String {
+    s.chars()
+        .map(|c| {
+            if (c.is_control() && !(keep_newlines && c == '\n')) || is_bidi_control(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Characters that reorder what a terminal shows (Trojan Source).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{plain, text};
+
+    #[test]
+    fn values_from_events_never_reach_the_terminal_as_control_sequences() {
+        assert_eq!(plain("evt-1"), "evt-1");
+        assert_eq!(plain("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(plain("x\n    99  open"), "x\\n    99  open");
+        assert_eq!(plain("r\u{202E}oom"), "r\\u{202e}oom");
+        assert_eq!(plain("tab\there"), "tab\\there");
+        assert_eq!(plain("Ward 7 — Bay 3 é"), "Ward 7 — Bay 3 é");
+        // A message keeps its lines; other controls are escaped.
+        assert_eq!(text("line 1\nline 2\u{7}"), "line 1\nline 2\\u{7}");
+    }
 }

@@ -5,9 +5,14 @@ use recordbridge::config::Config;
 use super::open_ledger;
 
 pub async fn reconcile(cfg: &Config, json: bool) -> anyhow::Result<()> {
-    let url = match cfg.sink_spec().map_err(anyhow::Error::msg)? {
+    let url = match cfg
+        .sink_spec()
+        .map_err(recordbridge::config::SettingError)?
+    {
         recordbridge::config::SinkSpec::Fhir(u) => u,
-        recordbridge::config::SinkSpec::Dir(_) => anyhow::bail!("--sink: reconcile needs fhir:URL"),
+        recordbridge::config::SinkSpec::Dir(_) => {
+            return Err(super::usage("--sink: reconcile needs fhir:URL"));
+        }
     };
     let ledger = open_ledger(cfg).await?;
     let fhir = recordbridge::sink::fhir::FhirSink::new(&url, &cfg.fhir)?;

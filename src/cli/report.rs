@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use recordbridge::config::Config;
 
-use super::open_ledger;
+use super::{open_ledger, usage};
 
 #[derive(Args)]
 pub struct ReportArgs {
@@ -32,7 +32,11 @@ fn parse_time(name: &str, s: &str) -> anyhow::Result<chrono::DateTime<chrono::Ut
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-        .map_err(|_| anyhow::anyhow!("--{name}: `{s}` is neither RFC 3339 nor YYYY-MM-DD"))
+        .map_err(|_| {
+            usage(format!(
+                "--{name}: `{s}` is neither RFC 3339 nor YYYY-MM-DD"
+            ))
+        })
 }
 
 pub async fn report(cfg: &Config, a: &ReportArgs) -> anyhow::Result<()> {
@@ -47,7 +51,15 @@ pub async fn report(cfg: &Config, a: &ReportArgs) -> anyhow::Result<()> {
         .map(|s| parse_time("until", s))
         .transpose()?;
     if !matches!(a.format.as_str(), "html" | "json" | "csv") {
-        anyhow::bail!("--format: `{}` is not one of html, json, csv", a.format);
+        return Err(usage(format!(
+            "--format: `{}` is not one of html, json, csv",
+            a.format
+        )));
+    }
+    if let (Some(s), Some(u)) = (since, until)
+        && u <= s
+    {
+        return Err(usage("--until: must be after --since"));
     }
     let ledger = open_ledger(cfg).await?;
     let rows = ledger.report_rows(since, until).await?;

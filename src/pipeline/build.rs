@@ -62,7 +62,7 @@ impl Run {
             ),
             tasks: Arc::new(load_tasks(&cfg)?),
         };
-        let sink = cfg.sink_spec().map_err(anyhow::Error::msg)?;
+        let sink = cfg.sink_spec().map_err(crate::config::SettingError)?;
         let ledger_path = cfg.ledger_path();
         let mut workers = 1;
         let mut reject_path = None;
@@ -101,7 +101,7 @@ impl Run {
             let out = Output::Write(Sink::open(&cfg)?);
             (Ledger::open(&ledger_path).await?, out, None)
         };
-        let spec = cfg.source_spec().map_err(anyhow::Error::msg)?;
+        let spec = cfg.source_spec().map_err(crate::config::SettingError)?;
         let probe = match &out {
             Output::Write(s) => s.probe(),
             Output::DryRun(_) => SinkProbe::Nothing,

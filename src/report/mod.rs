@@ -249,10 +249,18 @@ pub fn build(
 /// CSV rendering: one row per scope (total, room, day, quarantine reason).
 pub fn csv(r: &Report) -> String {
     fn field(s: &str) -> String {
+        // OWASP CSV injection: a cell a spreadsheet would read as a formula
+        // (=, +, -, @, tab, carriage return first) is kept as text with a
+        // leading apostrophe.
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{s}")
+        } else {
+            s.to_owned()
+        };
         if s.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", s.replace('"', "\"\""))
         } else {
-            s.to_owned()
+            s
         }
     }
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();

@@ -99,3 +99,33 @@ fn csv_quotes_awkward_room_names() {
     let r = build(&rows, &[], None, None, t("2026-11-22T00:00:00Z"));
     assert!(csv(&r).contains("room,\"!a,\"\"b\"\"\",1,"));
 }
+
+#[test]
+fn csv_never_writes_a_room_name_as_a_live_formula() {
+    for (room, cell) in [
+        ("=1+1", "'=1+1"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+        ("\t=1", "'\t=1"),
+        (
+            "=HYPERLINK(\"x\",\"y\")",
+            "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"",
+        ),
+    ] {
+        let rows = vec![row("$1", room, "filed", "2026-11-20T08:00:00Z", 1)];
+        let r = build(&rows, &[], None, None, t("2026-11-22T00:00:00Z"));
+        let c = csv(&r);
+        assert!(c.contains(&format!("room,{cell},1,")), "{room:?}: {c}");
+    }
+    // An ordinary name, or one with a formula character later on, is as written.
+    let rows = vec![row(
+        "$1",
+        "Ward 7 = AMU",
+        "filed",
+        "2026-11-20T08:00:00Z",
+        1,
+    )];
+    let r = build(&rows, &[], None, None, t("2026-11-22T00:00:00Z"));
+    assert!(csv(&r).contains("room,Ward 7 = AMU,1,"));
+}

@@ -21,10 +21,12 @@ pub enum Sink {
 
 impl Sink {
     pub fn open(cfg: &Config) -> anyhow::Result<Self> {
-        Ok(match cfg.sink_spec().map_err(anyhow::Error::msg)? {
-            SinkSpec::Dir(d) => Sink::Dir(dir::DirSink::open(&d)?),
-            SinkSpec::Fhir(u) => Sink::Fhir(Arc::new(fhir::FhirSink::new(&u, &cfg.fhir)?)),
-        })
+        Ok(
+            match cfg.sink_spec().map_err(crate::config::SettingError)? {
+                SinkSpec::Dir(d) => Sink::Dir(dir::DirSink::open(&d)?),
+                SinkSpec::Fhir(u) => Sink::Fhir(Arc::new(fhir::FhirSink::new(&u, &cfg.fhir)?)),
+            },
+        )
     }
 
     /// What `/readyz` checks for this sink.
