@@ -13,6 +13,9 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A command line, its environment, and what its error must name.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -46,7 +49,7 @@ fn configuration_and_usage_errors_exit_2_and_say_what_is_wrong() {
     std::fs::write(&bad_tasks, "[request\nphrases = 1").unwrap();
     let src = format!("file:{}", tmp.path().join("events.ndjson").display());
     let sink = format!("dir:{}", tmp.path().join("o2").display());
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (vec!["run", "--source", &src], vec![], "setting `sink`"),
         (vec!["run", "--sink", &sink], vec![], "setting `source`"),
         (
