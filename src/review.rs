@@ -37,13 +37,14 @@ pub fn parse_patient(s: &str) -> anyhow::Result<Identifier> {
             anyhow::anyhow!("--patient: expected SYSTEM|VALUE, e.g. {NHS_SYSTEM}|9434765919")
         })?;
     let value: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    let system = crate::identify::canonical_system(system);
+    if system.contains(char::is_whitespace) || system.contains(char::is_control) {
+        anyhow::bail!("--patient: the system must be one URI without spaces");
+    }
     if system == NHS_SYSTEM && !nhs_number::is_valid(&value) {
         anyhow::bail!("--patient: not a valid NHS number (Modulus 11 check failed)");
     }
-    Ok(Identifier {
-        system: system.trim().to_owned(),
-        value,
-    })
+    Ok(Identifier { system, value })
 }
 
 fn need_by(by: &str) -> anyhow::Result<()> {
@@ -322,4 +323,44 @@ pub async fn discard(
             now,
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_patient;
+    use crate::identify::{Identifier, NHS_SYSTEM};
+
+    #[test]
+    fn a_reviewers_patient_is_normalised_then_validated_or_refused() {
+        // The NHS system however it is written: always the Modulus 11 check.
+        for system in [
+            NHS_SYSTEM,
+            " https://fhir.nhs.uk/Id/nhs-number",
+            "https://fhir.nhs.uk/Id/nhs-number ",
+            "HTTPS://FHIR.NHS.UK/ID/NHS-NUMBER",
+            "\thttps://fhir.nhs.uk/id/nhs-number",
+        ] {
+            let bad = format!("{system}|1234567890");
+            assert!(parse_patient(&bad).is_err(), "{bad:?}");
+            let good = format!("{system}|999 765 4323");
+            assert_eq!(
+                parse_patient(&good).unwrap(),
+                Identifier::nhs("9997654323"),
+                "{good:?}"
+            );
+        }
+        // A local system keeps its value, without the system's spaces.
+        let local = parse_patient(" https://trust.example/mrn |H1234567").unwrap();
+        assert_eq!(local.system, "https://trust.example/mrn");
+        assert_eq!(local.value, "H1234567");
+        // Spaces inside a system, or an empty part: refused.
+        for s in [
+            "https://trust example/mrn|1",
+            "|9997654323",
+            "x|",
+            "9997654323",
+        ] {
+            assert!(parse_patient(s).is_err(), "{s:?}");
+        }
+    }
 }

@@ -19,6 +19,19 @@ pub use normalize::normalize;
 /// FHIR identifier system of NHS numbers.
 pub const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 
+/// An identifier system as written by a platform or a person, made
+/// comparable: surrounding spaces removed, and the NHS number system
+/// recognised whatever its letter case, so that its numbers always get the
+/// Modulus 11 check (a system that merely looks different never skips it).
+pub fn canonical_system(system: &str) -> String {
+    let s = system.trim();
+    if s.eq_ignore_ascii_case(NHS_SYSTEM) {
+        NHS_SYSTEM.to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
 /// A patient identifier (FHIR Identifier system + value).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Identifier {
@@ -178,7 +191,8 @@ impl Identify {
         let mut found = Found::default();
         if let Some(tag) = &ev.patient {
             let value = tag.value.trim();
-            if tag.system == NHS_SYSTEM {
+            let system = canonical_system(&tag.system);
+            if system == NHS_SYSTEM {
                 let digits: String = normalize(value)
                     .chars()
                     .filter(|c| !c.is_whitespace() && *c != '-')
@@ -192,7 +206,7 @@ impl Identify {
                 push(
                     &mut found.valid,
                     Identifier {
-                        system: tag.system.clone(),
+                        system,
                         value: value.to_owned(),
                     },
                 );
@@ -301,6 +315,24 @@ pattern = '\bH\d{7}\b'
             ]
         );
         assert_eq!(f.invalid, 0);
+    }
+
+    #[test]
+    fn a_tags_nhs_system_however_written_gets_the_check_digit() {
+        for system in [
+            " https://fhir.nhs.uk/Id/nhs-number",
+            "https://fhir.nhs.uk/Id/nhs-number ",
+            "HTTPS://FHIR.NHS.UK/ID/NHS-NUMBER",
+        ] {
+            let f = idf().find(&ev("obs fine", Some((system, "1234567890"))));
+            assert!(f.valid.is_empty(), "{system:?}: {:?}", f.valid);
+            assert_eq!(f.invalid, 1, "{system:?}");
+            let f = idf().find(&ev("obs fine", Some((system, "999 765 4323"))));
+            assert_eq!(f.valid, vec![Identifier::nhs("9997654323")], "{system:?}");
+        }
+        // Another system is its own, without surrounding spaces.
+        let f = idf().find(&ev("obs fine", Some((" urn:trust:mrn ", "H1"))));
+        assert_eq!(f.valid[0].system, "urn:trust:mrn");
     }
 
     #[test]
