@@ -215,6 +215,9 @@ pub fn from_value(
             if tag.system.trim().is_empty() || tag.value.trim().is_empty() {
                 return Err(invalid("patient", "has an empty `system` or `value`"));
             }
+            if tag.system.contains('\0') || tag.value.contains('\0') {
+                return Err(invalid("patient", "contains a NUL character"));
+            }
             Some(tag)
         }
     };
@@ -294,6 +297,12 @@ fn opt_string(
 ) -> Result<Option<String>, EventError> {
     match v {
         None => Ok(None),
+        // No ledger or record can keep a NUL (PostgreSQL's text cannot):
+        // rejected here with its reason, never a failure at commit that
+        // would stop every later run at this event.
+        Some(serde_json::Value::String(s)) if s.contains('\0') => {
+            Err(invalid(field, "contains a NUL character"))
+        }
         Some(serde_json::Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(invalid(
             field,
@@ -319,6 +328,37 @@ mod tests {
 
     const OK: &str =
         r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":"hi"}"#;
+
+    #[test]
+    fn a_nul_character_in_any_field_is_malformed_and_named() {
+        let base =
+            r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":"hi"}"#;
+        for (field, value) in [
+            ("id", r#""$1\u0000x""#),
+            ("room", r#""!r\u0000""#),
+            ("sender", r#""\u0000""#),
+            ("thread", r#""t\u0000""#),
+            ("text", r#""a\u0000b""#),
+            ("platform", r#""m\u0000""#),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(base).unwrap();
+            v[field] = serde_json::from_str(value).unwrap();
+            let e = parse_event(&v.to_string(), "matrix").unwrap_err();
+            assert_eq!(
+                e,
+                EventError::Invalid {
+                    field,
+                    problem: "contains a NUL character".into()
+                },
+                "{field}"
+            );
+        }
+        let tag = r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","patient":{"system":"s","value":"1\u0000"}}"#;
+        assert!(parse_event(tag, "matrix").is_err());
+        // Other control characters are content, kept as written.
+        let tab = r#"{"id":"$1\t","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#;
+        assert_eq!(parse_event(tab, "matrix").unwrap().id, "$1\t");
+    }
 
     #[test]
     fn parses_minimal_event_with_defaults() {

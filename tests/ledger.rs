@@ -329,3 +329,47 @@ async fn the_binary_runs_on_a_postgres_ledger_like_on_sqlite() {
     assert_eq!(common::bundles(&pg_out).len(), n);
     drop_db(db).await;
 }
+
+/// A NUL in an event id cannot be kept by PostgreSQL: the event is rejected
+/// with its reason and the run goes on, and so do later runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_with_a_nul_is_rejected_and_runs_on_a_postgres_ledger_go_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (l, db) = open("postgres", &tmp).await;
+    l.close().await;
+    let name = db.clone().unwrap();
+    let url = format!(
+        "{}/{name}",
+        common::pg::admin_url().rsplit_once('/').unwrap().0
+    );
+    let src = tmp.path().join("events.ndjson");
+    std::fs::write(
+        &src,
+        [
+            r#"{"id":"n1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","text":"pt 999 765 4323 obs fine"}"#,
+            r#"{"id":"n2\u0000","room":"!r","thread":"n1","sender":"@a","sent_at":"2026-11-20T08:01:00Z","text":"seen"}"#,
+            r#"{"id":"n3","room":"!r","thread":"n1","sender":"@a","sent_at":"2026-11-20T08:02:00Z","text":"plan agreed"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let args = [
+        "run".to_owned(),
+        "--source".into(),
+        format!("file:{}", src.display()),
+        "--sink".into(),
+        format!("dir:{}", out.display()),
+        "--ledger".into(),
+        url.clone(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for _ in 0..2 {
+        common::run_ok(&args);
+    }
+    assert_eq!(common::bundles(&out).len(), 2, "n1 and n3 filed once");
+    let rejected = std::fs::read_to_string(out.join("rejected.ndjson")).unwrap();
+    assert_eq!(rejected.lines().count(), 2, "n2 rejected by each run");
+    assert!(rejected.contains("contains a NUL character"), "{rejected}");
+    drop_db(db).await;
+}
