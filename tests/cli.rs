@@ -683,3 +683,56 @@ fn mappings_dir_moves_every_mapping_file_and_its_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("setting `identifiers`"));
 }
+
+/// Lines that are not text keep their bytes in the reject report: a line
+/// of invalid UTF-8 whole, an over-long line as its first bytes with its
+/// length and hash (memory stays bounded).
+#[test]
+fn undecodable_and_over_long_lines_keep_their_bytes_in_the_reject_report() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let bad_utf8: &[u8] = b"{\"id\":\"x\",\"text\":\"caf\xe9 9997654323\"}";
+    let max = recordbridge::event::MAX_EVENT_BYTES;
+    let long: Vec<u8> = std::iter::repeat_n(b'a', max + 10).collect();
+    let mut input = Vec::new();
+    input.extend_from_slice(bad_utf8);
+    input.push(b'\n');
+    input.extend_from_slice(&long);
+    input.push(b'\n');
+    let src = tmp.path().join("bytes.ndjson");
+    std::fs::write(&src, &input).unwrap();
+    let out = tmp.path().join("out");
+    let o = run_src_sink(
+        &format!("file:{}", src.display()),
+        &format!("dir:{}", out.display()),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = std::fs::read_to_string(out.join("rejected.ndjson")).unwrap();
+    let recs: Vec<serde_json::Value> = report
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 2, "{report}");
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v["raw_base64"].as_str().unwrap())
+            .unwrap()
+    };
+    let hex = |b: &[u8]| -> String {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    assert_eq!(recs[0]["line"], 1);
+    assert_eq!(b64(&recs[0]), bad_utf8);
+    assert_eq!(recs[0]["raw_bytes"], bad_utf8.len());
+    assert!(recs[0].get("raw_kept").is_none());
+    assert_eq!(recs[0]["raw_sha256"], hex(bad_utf8));
+    assert_eq!(recs[1]["line"], 2);
+    assert_eq!(b64(&recs[1]), &long[..max]);
+    assert_eq!(recs[1]["raw_bytes"], long.len());
+    assert_eq!(recs[1]["raw_kept"], max);
+    assert_eq!(recs[1]["raw_sha256"], hex(&long));
+}

@@ -12,8 +12,8 @@ use anyhow::Context;
 use tracing::warn;
 
 use crate::event::ChatEvent;
-use crate::source::Delivery;
 use crate::source::amqp::Broker;
+use crate::source::{Delivery, RawLine};
 
 use super::SinkUnavailable;
 
@@ -40,6 +40,7 @@ impl Rejects {
                     d.seq,
                     why,
                     d.body.as_deref().ok(),
+                    d.raw.as_ref(),
                 )?;
                 Ok(true)
             }
@@ -98,14 +99,30 @@ pub(super) struct RejectReport {
 }
 
 impl RejectReport {
+    /// A line that is not a chat event: its text as `raw`, or, for a line
+    /// that is not text at all, its bytes as `raw_base64` with their count
+    /// (`raw_bytes`, and `raw_kept` when only the first ones are kept) and
+    /// the whole line's `raw_sha256`.
     pub(super) fn write(
         &mut self,
         source: &str,
         line: u64,
         reason: &str,
         raw: Option<&str>,
+        bytes: Option<&RawLine>,
     ) -> anyhow::Result<()> {
-        let rec = serde_json::json!({"source": source, "line": line, "outcome": "rejected", "reason": reason, "raw": raw});
+        let mut rec = serde_json::json!({"source": source, "line": line, "outcome": "rejected", "reason": reason, "raw": raw});
+        if let Some(b) = bytes {
+            use base64::Engine as _;
+            rec["raw_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(&b.kept)
+                .into();
+            rec["raw_bytes"] = b.len.into();
+            if (b.kept.len() as u64) < b.len {
+                rec["raw_kept"] = b.kept.len().into();
+            }
+            rec["raw_sha256"] = b.sha256.clone().into();
+        }
         self.append(&rec)
     }
 

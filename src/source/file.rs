@@ -7,7 +7,9 @@ use std::path::Path;
 
 use tokio::sync::mpsc;
 
-use super::Delivery;
+use sha2::{Digest, Sha256};
+
+use super::{Delivery, RawLine};
 use crate::event::MAX_EVENT_BYTES;
 
 /// Spawn the reader; deliveries arrive on the returned channel. Empty lines are skipped.
@@ -31,18 +33,22 @@ pub fn spawn(path: Option<&Path>) -> anyhow::Result<mpsc::Receiver<Delivery>> {
                     Ok(None) => break,
                     Ok(Some(Line::Text(s))) if s.trim().is_empty() => continue,
                     Ok(Some(line)) => {
-                        let body = match line {
-                            Line::Text(s) => Ok(s),
-                            Line::TooLong => {
-                                Err(format!("line is longer than {MAX_EVENT_BYTES} bytes"))
+                        let (body, raw) = match line {
+                            Line::Text(s) => (Ok(s), None),
+                            Line::TooLong(raw) => (
+                                Err(format!("line is longer than {MAX_EVENT_BYTES} bytes")),
+                                Some(raw),
+                            ),
+                            Line::NotUtf8(raw) => {
+                                (Err("line is not valid UTF-8".to_owned()), Some(raw))
                             }
-                            Line::NotUtf8 => Err("line is not valid UTF-8".to_owned()),
                         };
                         if tx
                             .blocking_send(Delivery {
                                 seq: no,
                                 body,
                                 amqp: None,
+                                raw,
                             })
                             .is_err()
                         {
@@ -54,6 +60,7 @@ pub fn spawn(path: Option<&Path>) -> anyhow::Result<mpsc::Receiver<Delivery>> {
                             seq: no,
                             body: Err(format!("read error: {e}")),
                             amqp: None,
+                            raw: None,
                         });
                         break;
                     }
@@ -65,14 +72,17 @@ pub fn spawn(path: Option<&Path>) -> anyhow::Result<mpsc::Receiver<Delivery>> {
 
 enum Line {
     Text(String),
-    TooLong,
-    NotUtf8,
+    /// Longer than the limit: its first bytes, length and hash.
+    TooLong(RawLine),
+    NotUtf8(RawLine),
 }
 
-/// Read one line of at most `max` bytes; longer lines are consumed and reported.
+/// Read one line of at most `max` bytes; longer lines are consumed and
+/// reported with their first `max` bytes, their length and their hash.
 fn read_line<R: BufRead>(r: &mut R, max: usize) -> std::io::Result<Option<Line>> {
     let mut buf = Vec::new();
-    let mut too_long = false;
+    let mut len = 0u64;
+    let mut hash = Sha256::new();
     let mut any = false;
     loop {
         let chunk = r.fill_buf()?;
@@ -84,14 +94,10 @@ fn read_line<R: BufRead>(r: &mut R, max: usize) -> std::io::Result<Option<Line>>
             Some(i) => (&chunk[..i], Some(i + 1)),
             None => (chunk, None),
         };
-        if !too_long {
-            if buf.len() + part.len() > max {
-                too_long = true;
-                buf = Vec::new();
-            } else {
-                buf.extend_from_slice(part);
-            }
-        }
+        hash.update(part);
+        len += part.len() as u64;
+        let room = max.saturating_sub(buf.len());
+        buf.extend_from_slice(&part[..part.len().min(room)]);
         let n = done.unwrap_or(chunk.len());
         r.consume(n);
         if done.is_some() {
@@ -101,16 +107,25 @@ fn read_line<R: BufRead>(r: &mut R, max: usize) -> std::io::Result<Option<Line>>
     if !any {
         return Ok(None);
     }
-    if too_long {
-        return Ok(Some(Line::TooLong));
+    let raw = |kept: Vec<u8>, len: u64, hash: Sha256| RawLine {
+        kept,
+        len,
+        sha256: hex(&hash.finalize()),
+    };
+    if len > max as u64 {
+        return Ok(Some(Line::TooLong(raw(buf, len, hash))));
     }
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
     Ok(Some(match String::from_utf8(buf) {
         Ok(s) => Line::Text(s),
-        Err(_) => Line::NotUtf8,
+        Err(e) => Line::NotUtf8(raw(e.into_bytes(), len, hash)),
     }))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn memchr(b: &[u8]) -> Option<usize> {
@@ -127,8 +142,8 @@ mod tests {
         while let Some(l) = read_line(&mut r, max).unwrap() {
             out.push(match l {
                 Line::Text(s) => s,
-                Line::TooLong => "<long>".into(),
-                Line::NotUtf8 => "<utf8>".into(),
+                Line::TooLong(r) => format!("<long {} kept {}>", r.len, r.kept.len()),
+                Line::NotUtf8(r) => format!("<utf8 {:?}>", r.kept),
             });
         }
         out
@@ -139,8 +154,28 @@ mod tests {
         assert_eq!(lines(b"ab\r\ncd\n\nef", 10), ["ab", "cd", "", "ef"]);
         assert_eq!(
             lines(b"short\nthis is far too long\nok\n", 8),
-            ["short", "<long>", "ok"]
+            ["short", "<long 20 kept 8>", "ok"]
         );
-        assert_eq!(lines(b"\xff\xfe\nok", 8), ["<utf8>", "ok"]);
+        assert_eq!(lines(b"\xff\xfe\nok", 8), ["<utf8 [255, 254]>", "ok"]);
+        // Exactly the limit is a line; one byte more is too long.
+        assert_eq!(
+            lines(b"12345678\n123456789\n", 8),
+            ["12345678", "<long 9 kept 8>"]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_line_keeps_its_bytes_length_and_hash() {
+        let mut r = BufReader::with_capacity(3, &b"abcdefghij\n"[..]);
+        let Some(Line::TooLong(raw)) = read_line(&mut r, 4).unwrap() else {
+            panic!("too long");
+        };
+        assert_eq!(raw.kept, b"abcd");
+        assert_eq!(raw.len, 10);
+        // sha256("abcdefghij")
+        assert_eq!(
+            raw.sha256,
+            "72399361da6a7754fec986dca5b7cbaf1c810a28ded4abaf56b2106d06cb78b0"
+        );
     }
 }

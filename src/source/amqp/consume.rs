@@ -133,6 +133,8 @@ impl Broker {
                     redelivered,
                     inflight: inflight.clone(),
                 }),
+                // The broker keeps an undecodable body whole (raw_invalid).
+                raw: None,
             };
             if let Some(n) = &inflight {
                 n.fetch_add(1, Ordering::SeqCst);
@@ -201,6 +203,7 @@ mod tests {
             seq,
             body: Ok(body.to_owned()),
             amqp: None,
+            raw: None,
         }
     }
 
