@@ -144,3 +144,43 @@ fn report_counts_equal_the_decisions_and_carry_no_text() {
         }
     }
 }
+
+/// Every event received is seen: a platform's events that are not chat
+/// (state events, encrypted events) count as seen and ignored, like the
+/// chat events the rules ignore.
+#[test]
+fn the_report_accounts_for_every_event_received_not_chat_included() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let input = fixture("formats/matrix/spec-examples.ndjson");
+    let lines = std::fs::read_to_string(&input).unwrap();
+    let received = lines.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+    let not_chat = lines
+        .lines()
+        .filter(|l| l.contains("\"state_key\"") || l.contains("m.room.encrypted"))
+        .count() as u64;
+    assert!(not_chat >= 2, "the fixture has state and encrypted events");
+    let o = bin()
+        .args(["run", "--format", "matrix", "--source"])
+        .arg(format!("file:{}", input.display()))
+        .arg("--sink")
+        .arg(format!("dir:{}", out.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ledger = out.join("ledger.db");
+    let r: serde_json::Value = serde_json::from_slice(
+        &run_ok(&["report", "--ledger", ledger.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let totals = &r["totals"];
+    assert_eq!(totals["seen"], received, "{totals}");
+    assert!(totals["ignored"].as_u64().unwrap() >= not_chat, "{totals}");
+    let by_day: u64 = r["by_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["counts"]["seen"].as_u64().unwrap())
+        .sum();
+    assert_eq!(by_day, received, "every event is in a day");
+}

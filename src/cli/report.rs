@@ -63,9 +63,12 @@ pub async fn report(cfg: &Config, a: &ReportArgs) -> anyhow::Result<()> {
     }
     let ledger = open_ledger(cfg).await?;
     let rows = ledger.report_rows(since, until).await?;
-    let rejects = ledger.reject_times(since, until).await?;
+    let inputs = recordbridge::report::Inputs {
+        rejected: ledger.reject_times(since, until).await?,
+        ignored: ledger.ignored_times(since, until).await?,
+    };
     ledger.close().await;
-    let r = recordbridge::report::build(&rows, &rejects, since, until, chrono::Utc::now());
+    let r = recordbridge::report::build(&rows, &inputs, since, until, chrono::Utc::now());
     let text = match a.format.as_str() {
         "html" => recordbridge::report::html::render(&r),
         "csv" => recordbridge::report::csv(&r),

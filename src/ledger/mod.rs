@@ -107,6 +107,12 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason TEXT NOT NULL,
     at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ignored_inputs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 "#;
 /// The schema for a backend: PostgreSQL gets 64-bit identity keys.
 fn schema(pg: bool) -> String {

@@ -1,5 +1,6 @@
 //! Read-only figures over the ledger for health, metrics and reports (no content);
-//! and the record of rejected inputs.
+//! and the record of inputs that never became a decided chat event (rejected
+//! or ignored).
 
 use super::{Ledger, q, ts};
 use chrono::DateTime;
@@ -33,6 +34,27 @@ impl Ledger {
             "INSERT INTO rejects (source, reason, at) VALUES (?, ?, ?)",
         ))
         .bind(source)
+        .bind(reason)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Record a delivery that is not a chat message (a state event, an
+    /// encrypted event, an event type no rule maps): it was received, so the
+    /// report counts it as seen and ignored. No id or content is kept.
+    pub async fn record_ignored(
+        &self,
+        platform: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(q(
+            self.pg,
+            "INSERT INTO ignored_inputs (platform, reason, at) VALUES (?, ?, ?)",
+        ))
+        .bind(platform)
         .bind(reason)
         .bind(ts(now))
         .execute(&self.pool)
@@ -115,19 +137,38 @@ impl Ledger {
             .collect())
     }
 
-    /// Malformed inputs recorded at `[since, until)`: their times.
+    /// When the rejected inputs (malformed) were received, in a period.
     pub async fn reject_times(
         &self,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> anyhow::Result<Vec<DateTime<Utc>>> {
-        let rows = sqlx::query(
-            q(self.pg, "SELECT at FROM rejects WHERE (CAST(?1 AS TEXT) IS NULL OR at >= ?1) AND (CAST(?2 AS TEXT) IS NULL OR at < ?2) ORDER BY at"),
-        )
-        .bind(since.map(ts))
-        .bind(until.map(ts))
-        .fetch_all(&self.pool)
-        .await?;
+        self.times_in("rejects", since, until).await
+    }
+
+    /// When the ignored deliveries (not chat) were received, in a period.
+    pub async fn ignored_times(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Vec<DateTime<Utc>>> {
+        self.times_in("ignored_inputs", since, until).await
+    }
+
+    async fn times_in(
+        &self,
+        table: &'static str,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Vec<DateTime<Utc>>> {
+        let sql = format!(
+            "SELECT at FROM {table} WHERE (CAST(?1 AS TEXT) IS NULL OR at >= ?1) AND (CAST(?2 AS TEXT) IS NULL OR at < ?2) ORDER BY at"
+        );
+        let rows = sqlx::query(q(self.pg, &sql))
+            .bind(since.map(ts))
+            .bind(until.map(ts))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {

@@ -100,6 +100,7 @@ pub(super) async fn ignore(
     }
     sh.out
         .print(&DecisionLine::without_event(id, Outcome::Ignored, why))?;
+    sh.ledger.record_ignored(platform, why, now).await?;
     if let (Some(b), Some(m)) = (&sh.broker, &d.amqp) {
         let about = About {
             event_id: id,

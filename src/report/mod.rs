@@ -139,12 +139,23 @@ const BUCKETS: [(f64, &str); 7] = [
 /// How many unresolved items the report lists.
 pub const OLDEST_LISTED: usize = 20;
 
+/// Inputs that never became a decided chat event, by when they were received.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Malformed inputs (the reject report, the dead-letter queue).
+    pub rejected: Vec<chrono::DateTime<chrono::Utc>>,
+    /// Deliveries that are not chat (state events, encrypted events, types
+    /// no rule maps).
+    pub ignored: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Build the report from the ledger's rows (pure: `now` is an input).
-/// Malformed inputs (`reject_times`) count as rejected in the totals and by
-/// day; they have no room.
+/// Inputs that were never a decided chat event count in the totals and by
+/// day as rejected or ignored (so `seen` accounts for every event
+/// received); they have no room.
 pub fn build(
     rows: &[EventRow],
-    reject_times: &[chrono::DateTime<chrono::Utc>],
+    inputs: &Inputs,
     since: Option<chrono::DateTime<chrono::Utc>>,
     until: Option<chrono::DateTime<chrono::Utc>>,
     now: chrono::DateTime<chrono::Utc>,
@@ -193,11 +204,13 @@ pub fn build(
             _ => {}
         }
     }
-    for t in reject_times {
-        totals.add("rejected");
-        days.entry(t.format("%Y-%m-%d").to_string())
-            .or_default()
-            .add("rejected");
+    for (outcome, times) in [("rejected", &inputs.rejected), ("ignored", &inputs.ignored)] {
+        for t in times {
+            totals.add(outcome);
+            days.entry(t.format("%Y-%m-%d").to_string())
+                .or_default()
+                .add(outcome);
+        }
     }
     lags.sort_by(f64::total_cmp);
     let mut histogram: Vec<Bucket> = BUCKETS

@@ -40,7 +40,16 @@ fn lag_counts_rooms_days_and_unresolved_on_known_timestamps() {
     rows.push(row("$h1", "!a", "held", "2026-11-20T07:00:00Z", 0));
     rows.push(row("$i1", "!a", "ignored", "2026-11-20T07:00:00Z", 0));
     let now = t("2026-11-22T07:00:00Z");
-    let r = build(&rows, &[t("2026-11-21T11:00:00Z")], None, None, now);
+    let r = build(
+        &rows,
+        &Inputs {
+            rejected: vec![t("2026-11-21T11:00:00Z")],
+            ignored: vec![],
+        },
+        None,
+        None,
+        now,
+    );
     assert_eq!(r.lag.count, 11);
     assert_eq!(r.lag.p50_secs, Some(6.0));
     assert_eq!(r.lag.p95_secs, Some(7200.0));
@@ -96,7 +105,13 @@ fn lag_counts_rooms_days_and_unresolved_on_known_timestamps() {
 #[test]
 fn csv_quotes_awkward_room_names() {
     let rows = vec![row("$1", "!a,\"b\"", "filed", "2026-11-20T08:00:00Z", 1)];
-    let r = build(&rows, &[], None, None, t("2026-11-22T00:00:00Z"));
+    let r = build(
+        &rows,
+        &Inputs::default(),
+        None,
+        None,
+        t("2026-11-22T00:00:00Z"),
+    );
     assert!(csv(&r).contains("room,\"!a,\"\"b\"\"\",1,"));
 }
 
@@ -114,7 +129,13 @@ fn csv_never_writes_a_room_name_as_a_live_formula() {
         ),
     ] {
         let rows = vec![row("$1", room, "filed", "2026-11-20T08:00:00Z", 1)];
-        let r = build(&rows, &[], None, None, t("2026-11-22T00:00:00Z"));
+        let r = build(
+            &rows,
+            &Inputs::default(),
+            None,
+            None,
+            t("2026-11-22T00:00:00Z"),
+        );
         let c = csv(&r);
         assert!(c.contains(&format!("room,{cell},1,")), "{room:?}: {c}");
     }
@@ -126,6 +147,12 @@ fn csv_never_writes_a_room_name_as_a_live_formula() {
         "2026-11-20T08:00:00Z",
         1,
     )];
-    let r = build(&rows, &[], None, None, t("2026-11-22T00:00:00Z"));
+    let r = build(
+        &rows,
+        &Inputs::default(),
+        None,
+        None,
+        t("2026-11-22T00:00:00Z"),
+    );
     assert!(csv(&r).contains("room,Ward 7 = AMU,1,"));
 }
