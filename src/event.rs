@@ -218,6 +218,11 @@ pub fn from_value(
             if tag.system.contains('\0') || tag.value.contains('\0') {
                 return Err(invalid("patient", "contains a NUL character"));
             }
+            // A search `system|value` splits at the first `|`: one in the
+            // system would move the split (see record::search_escape).
+            if tag.system.contains('|') {
+                return Err(invalid("patient", "has a `|` in its `system`"));
+            }
             Some(tag)
         }
     };
@@ -355,6 +360,14 @@ mod tests {
         }
         let tag = r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","patient":{"system":"s","value":"1\u0000"}}"#;
         assert!(parse_event(tag, "matrix").is_err());
+        let bar = r#"{"id":"$1","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z","patient":{"system":"urn:s|x","value":"1"}}"#;
+        assert_eq!(
+            parse_event(bar, "matrix").unwrap_err(),
+            EventError::Invalid {
+                field: "patient",
+                problem: "has a `|` in its `system`".into()
+            }
+        );
         // Other control characters are content, kept as written.
         let tab = r#"{"id":"$1\t","room":"!r","sender":"@a","sent_at":"2026-11-20T08:00:00Z"}"#;
         assert_eq!(parse_event(tab, "matrix").unwrap().id, "$1\t");

@@ -631,3 +631,57 @@ async fn tls_with_extra_ca_bundle() {
     ok(&o);
     assert_communications(&h, &expected_communications(Some(&ids))).await;
 }
+
+/// Search values are escaped by FHIR's search rules (issue 18, item 12): an
+/// event id or a patient tag carrying `,` (OR) or `|` (system|value) never
+/// matches another record. Checked against the real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comma_or_bar_in_an_id_or_tag_never_matches_another_record() {
+    let h = Hfs::start().await;
+    let pats = patients("patients.json");
+    h.seed(&pats).await;
+    let a = pats[0]["nhs_number"].as_str().unwrap();
+    let mut tagged = serde_json::json!({"id": "tagged", "platform": "t", "room": "!r2",
+        "sender": "@a", "sent_at": "2026-11-21T10:05:00Z", "text": "obs stable",
+        "patient": {"system": "https://fhir.trust.example/Id/hospital-number",
+                    "value": format!("H0000000,https://fhir.nhs.uk/Id/nhs-number|{a}")}});
+    tagged["thread"] = "tagged".into();
+    let events = [
+        ev("victim", None, &format!("NHS {a} obs stable")),
+        ev(
+            "x,urn:ietf:rfc:3986|urn:chat:t:victim",
+            None,
+            &format!("NHS {a} reviewed, plan unchanged"),
+        ),
+        ev("a\\b", None, &format!("NHS {a} seen")),
+        tagged.to_string(),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("in.ndjson");
+    std::fs::write(&src, events.join("\n")).unwrap();
+    let ledger = tmp.path().join("l.db");
+    ok(&run_bin(run_args(&src, &h.base, &ledger), vec![]).await);
+    // Each of the three messages naming A has its own Communication.
+    assert_eq!(h.count("Communication").await, 3);
+    // A replay with a fresh ledger finds each by its own identifier: nothing new.
+    let fresh = tmp.path().join("fresh.db");
+    ok(&run_bin(run_args(&src, &h.base, &fresh), vec![]).await);
+    assert_eq!(h.count("Communication").await, 3);
+    // The tag names no patient on the server: quarantined, never filed to A.
+    let q = run_bin(
+        vec![
+            "quarantine".into(),
+            "list".into(),
+            "--json".into(),
+            "--ledger".into(),
+            ledger.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    let listed = String::from_utf8_lossy(&q.stdout).into_owned();
+    assert!(
+        listed.lines().any(|l| l.contains("\"tagged\"")),
+        "the crafted tag is quarantined: {listed}"
+    );
+}

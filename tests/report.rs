@@ -169,10 +169,9 @@ fn the_report_accounts_for_every_event_received_not_chat_included() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ledger = out.join("ledger.db");
-    let r: serde_json::Value = serde_json::from_slice(
-        &run_ok(&["report", "--ledger", ledger.to_str().unwrap()]).stdout,
-    )
-    .unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&run_ok(&["report", "--ledger", ledger.to_str().unwrap()]).stdout)
+            .unwrap();
     let totals = &r["totals"];
     assert_eq!(totals["seen"], received, "{totals}");
     assert!(totals["ignored"].as_u64().unwrap() >= not_chat, "{totals}");

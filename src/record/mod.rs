@@ -36,14 +36,34 @@ pub fn chat_urn(platform: &str, id: &str) -> String {
     format!("urn:chat:{platform}:{id}")
 }
 
-/// `identifier=system|value` search criterion, with both parts percent-encoded
-/// for a query string (chat ids may contain `+`, `&`, `=`, `#`, spaces).
+/// `identifier=system|value` search criterion. Each part is first escaped by
+/// FHIR's search rules ([`search_escape`]: a `,` would mean OR, so that an
+/// event id or a tag could match another record), then percent-encoded for a
+/// query string (chat ids may contain `+`, `&`, `=`, `#`, spaces).
 pub fn identifier_criterion(system: &str, value: &str) -> String {
     format!(
         "identifier={}|{}",
-        query_escape(system),
-        query_escape(value)
+        query_escape(&search_escape(system)),
+        query_escape(&search_escape(value))
     )
+}
+
+/// FHIR search escaping of a token's part (R4 §3.1.1.4.11 "Escaping Search
+/// Parameters"): `\` and `,` get a backslash. A `|` is left as written: the
+/// server splits system from value at the first `|` (ours), so a `|` in a
+/// value is part of the value, and a system may hold none (the event and the
+/// reviewer's `--patient` refuse one). Helios FHIR Server 0.2.7 reads `\,`
+/// and `\\` but not `\|` (checked by `tests/fhir.rs`). `$` is escaped only in
+/// composite parameters, which `identifier` is not (Matrix ids begin with it).
+pub fn search_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | ',') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Search criterion matching the Communication of a chat event.
@@ -62,7 +82,8 @@ pub fn patient_ref(p: &Identifier) -> String {
 }
 
 /// Percent-encode everything but unreserved characters and the few URI
-/// delimiters that are safe inside a query value (`:` `/` `$` `@` `!` `*` `'` `(` `)` `,` `;`).
+/// delimiters that are safe inside a query value (`:` `/` `$` `@` `!` `*` `'` `(` `)` `;`);
+/// a `,` is encoded too, so that no server reads it as a list separator.
 pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -83,7 +104,6 @@ pub fn query_escape(s: &str) -> String {
             | b'\''
             | b'('
             | b')'
-            | b','
             | b';' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -188,5 +208,24 @@ mod tests {
             "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919"
         );
         assert_eq!(query_escape("é|%"), "%C3%A9%7C%25");
+    }
+
+    #[test]
+    fn a_comma_or_bar_in_an_id_or_tag_is_escaped_never_a_search_operator() {
+        // An event id built to match a victim's Communication too.
+        assert_eq!(
+            communication_ref("chat", "a,urn:ietf:rfc:3986|urn:chat:chat:victim"),
+            "Communication?identifier=urn:ietf:rfc:3986|urn:chat:chat:a%5C%2Curn:ietf:rfc:3986%7Curn:chat:chat:victim"
+        );
+        // A tag's value built to name a second patient.
+        let tag = Identifier {
+            system: "https://trust.example/mrn".into(),
+            value: "H1234567,https://fhir.nhs.uk/Id/nhs-number|9997654323".into(),
+        };
+        assert_eq!(
+            patient_ref(&tag),
+            "Patient?identifier=https://trust.example/mrn|H1234567%5C%2Chttps://fhir.nhs.uk/Id/nhs-number%7C9997654323"
+        );
+        assert_eq!(search_escape(r"a\b,c|d$e"), r"a\\b\,c|d$e");
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::ledger::Ledger;
-use crate::record::{self, URI_SYSTEM, chat_urn, query_escape};
+use crate::record::{self, query_escape};
 use crate::sink::fhir::FhirSink;
 
 /// One problem found.
@@ -54,9 +54,8 @@ pub async fn reconcile(ledger: &Ledger, fhir: &FhirSink) -> anyhow::Result<Recon
         };
         if state.filed.contains_key(&id) {
             let q = format!(
-                "Communication?identifier={}|{}&_count=5",
-                query_escape(URI_SYSTEM),
-                query_escape(&chat_urn(&platform, &id))
+                "Communication?{}&_count=5",
+                record::communication_criterion(&platform, &id)
             );
             let found = fhir.search(&q).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             match found.as_slice() {
