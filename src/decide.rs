@@ -132,6 +132,10 @@ pub struct Decision {
     pub write: Option<Write>,
     /// The Task this decision creates or moves on.
     pub task: Option<TaskChange>,
+    /// A refusal's explanation in the sink's own words (it may quote the
+    /// event): kept with the event in the reject report, never in the
+    /// reason, a log line, a metric or an outcome event.
+    pub detail: Option<String>,
 }
 
 impl Decision {
@@ -149,6 +153,7 @@ impl Decision {
             identifiers,
             write: None,
             task: None,
+            detail: None,
         }
     }
 
@@ -208,8 +213,9 @@ pub enum Verdict {
     /// The message's second identifier, written beside the first as the same
     /// person's, is another Patient's.
     OtherPatient,
-    /// The server refused the bundle (4xx), with its reason.
-    Refused(String),
+    /// The server refused the bundle (4xx): its status as the reason
+    /// (`HTTP 422`), and its explanation for the reject report only.
+    Refused { reason: String, detail: String },
 }
 
 impl Step {
@@ -229,7 +235,10 @@ impl Step {
                 (Outcome::Quarantined, reason::AMBIGUOUS_PATIENT.to_owned())
             }
             Verdict::OtherPatient => (Outcome::Quarantined, reason::MULTI_PATIENT.to_owned()),
-            Verdict::Refused(why) => (Outcome::Rejected, why),
+            Verdict::Refused { reason, detail } => {
+                d.detail = Some(detail);
+                (Outcome::Rejected, reason)
+            }
         };
         d.outcome = outcome;
         d.reason = Some(why);

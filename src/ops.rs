@@ -6,19 +6,28 @@
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. `level` is a tracing filter directive.
+///
+/// Whatever `level` says, other crates' events pass only from `warn` up:
+/// some log content at `debug`/`trace` (html5ever the message HTML, lapin
+/// the message bodies, the HTTP clients the requests), and fhir-sdk logs every
+/// request at `info`. The bridge's own events (`recordbridge`) follow `level`.
 pub fn init_tracing(format: &str, level: &str) {
-    // fhir-sdk logs every request at info level: keep it to warnings.
-    let filter = EnvFilter::try_new(format!(
-        "{level},fhir_sdk=warn,sqlx=warn,hyper=warn,reqwest=warn"
-    ))
-    .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let chosen = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let own_only = Targets::new()
+        .with_target("recordbridge", LevelFilter::TRACE)
+        .with_default(LevelFilter::WARN);
+    let filter = chosen.and(own_only);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = if format == "text" {
-        builder.try_init()
+        tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .try_init()
     } else {
-        builder.json().flatten_event(true).try_init()
+        tracing_subscriber::registry()
+            .with(layer.json().flatten_event(true).with_filter(filter))
+            .try_init()
     };
 }
 

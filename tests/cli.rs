@@ -736,3 +736,59 @@ fn undecodable_and_over_long_lines_keep_their_bytes_in_the_reject_report() {
     assert_eq!(recs[1]["raw_kept"], max);
     assert_eq!(recs[1]["raw_sha256"], hex(&long));
 }
+
+/// Dependencies log content at debug and trace (html5ever the message HTML,
+/// lapin the bodies): whatever the level asks, even by target, only the
+/// bridge's own events pass below `warn`, and they never carry content.
+#[test]
+fn no_dependency_logs_content_at_any_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture("formats/teams/ward-chat.ndjson");
+    let text = std::fs::read_to_string(&src).unwrap();
+    let mut logs = Vec::new();
+    for level in [
+        "trace",
+        "debug,html5ever=trace,markup5ever=trace,html2text=trace",
+    ] {
+        let o = bin()
+            .args(["run", "--format", "teams", "--source"])
+            .arg(format!("file:{}", src.display()))
+            .arg("--sink")
+            .arg(format!(
+                "dir:{}",
+                tmp.path().join(level.len().to_string()).display()
+            ))
+            .env("RECORDBRIDGE_LOG__LEVEL", level)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        logs.extend_from_slice(&o.stderr);
+    }
+    let logs = String::from_utf8_lossy(&logs);
+    assert!(logs.contains("decided"), "the bridge's own trace is on");
+    for line in logs.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let target = v["target"].as_str().unwrap_or("");
+        let level = v["level"].as_str().unwrap_or("");
+        assert!(
+            target.starts_with("recordbridge") || level == "WARN" || level == "ERROR",
+            "a dependency's {level} event: {line}"
+        );
+    }
+    // No message text (a 16-character piece of any HTML body's text) in any line.
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let body = v["body"]["content"].as_str().unwrap_or("");
+        let plain: String = body
+            .split(['<', '>'])
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 0)
+            .map(|(_, s)| s)
+            .collect();
+        let words: Vec<&str> = plain.split_whitespace().collect();
+        if words.len() >= 4 {
+            let piece = words[..4].join(" ");
+            assert!(!logs.contains(&piece), "logs contain message text: {piece}");
+        }
+    }
+}

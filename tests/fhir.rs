@@ -293,6 +293,8 @@ async fn refused_bundle_is_rejected_with_the_servers_reason() {
     assert_eq!(out[0].1, "rejected");
     let reason = out[0].2.clone().unwrap();
     assert!(reason.starts_with("HTTP 4"), "{reason}");
+    // The reason is the status only: the server's words may quote the event.
+    assert_eq!(reason.len(), "HTTP 4xx".len(), "{reason}");
     assert!(
         !reason.contains(&unknown[4..]),
         "the server's text is masked: {reason}"
@@ -302,6 +304,11 @@ async fn refused_bundle_is_rejected_with_the_servers_reason() {
     let report = std::fs::read_to_string(tmp.path().join("l.rejected.ndjson")).unwrap();
     let rec: serde_json::Value = serde_json::from_str(report.lines().next().unwrap()).unwrap();
     assert_eq!(rec["event_id"], "$r1");
+    assert_eq!(rec["reason"].as_str(), Some(reason.as_str()));
+    assert!(
+        rec["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "the server's explanation is kept with the event: {rec}"
+    );
     let raw: serde_json::Value = serde_json::from_str(rec["raw"].as_str().unwrap()).unwrap();
     assert!(raw["text"].as_str().unwrap().contains(&unknown));
 }

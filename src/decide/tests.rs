@@ -1196,9 +1196,12 @@ fn rule7_the_sinks_verdict_makes_the_final_decision_in_the_core() {
             reason::MULTI_PATIENT,
         ),
         (
-            Verdict::Refused("HTTP 422: invalid".into()),
+            Verdict::Refused {
+                reason: "HTTP 422".into(),
+                detail: "invalid: Elsie Quenby".into(),
+            },
             Outcome::Rejected,
-            "HTTP 422: invalid",
+            "HTTP 422",
         ),
     ] {
         let mut step = filed_step();
@@ -1212,6 +1215,13 @@ fn rule7_the_sinks_verdict_makes_the_final_decision_in_the_core() {
             "{verdict:?}"
         );
         assert!(d.write.is_none(), "{verdict:?}: nothing is written");
+        // Only a refusal carries the server's words, apart from its reason.
+        let refused = matches!(verdict, Verdict::Refused { .. });
+        assert_eq!(
+            d.detail.as_deref(),
+            refused.then_some("invalid: Elsie Quenby"),
+            "{verdict:?}"
+        );
         // The thread forgets the filing: a reply links to nothing.
         assert!(!step.state.filed.contains_key("$1"), "{verdict:?}");
         assert_eq!(step.state.first_filed, None, "{verdict:?}");

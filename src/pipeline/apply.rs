@@ -131,7 +131,9 @@ pub(super) async fn apply(
         let d = &step.decisions[i];
         if d.outcome == Outcome::Rejected {
             let why = d.reason.as_deref().unwrap_or("rejected");
-            sh.rejects.refused(&sh.source_name, &d.event, why).await?;
+            sh.rejects
+                .refused(&sh.source_name, &d.event, why, d.detail.as_deref())
+                .await?;
         }
         debug!(event_id = %d.event.id, thread = key, outcome = d.outcome.as_str(), reason = d.reason.as_deref(), "decided");
         sh.out.print(&d.line())?;

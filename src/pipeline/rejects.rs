@@ -73,18 +73,24 @@ impl Rejects {
         source: &str,
         ev: &ChatEvent,
         why: &str,
+        detail: Option<&str>,
     ) -> anyhow::Result<()> {
         match self {
             Rejects::Report(r) => r
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .write_event(source, ev, why),
+                .write_event(source, ev, why, detail),
             Rejects::DeadLetters(b) => {
                 let body = serde_json::to_vec(ev)?;
                 let props = lapin::BasicProperties::default()
                     .with_content_type("application/json".into())
                     .with_message_id(ev.id.as_str().into());
-                b.dead_letter(&ev.platform, &props, &body, why)
+                // The header travels with the event's own content.
+                let why = match detail {
+                    Some(d) => format!("{why}: {d}"),
+                    None => why.to_owned(),
+                };
+                b.dead_letter(&ev.platform, &props, &body, &why)
                     .await
                     .map_err(|e| SinkUnavailable(e.to_string()).into())
             }
@@ -132,9 +138,10 @@ impl RejectReport {
         source: &str,
         ev: &ChatEvent,
         reason: &str,
+        detail: Option<&str>,
     ) -> anyhow::Result<()> {
         let raw = serde_json::to_string(ev)?;
-        let rec = serde_json::json!({"source": source, "event_id": ev.id, "outcome": "rejected", "reason": reason, "raw": raw});
+        let rec = serde_json::json!({"source": source, "event_id": ev.id, "outcome": "rejected", "reason": reason, "detail": detail, "raw": raw});
         self.append(&rec)
     }
 

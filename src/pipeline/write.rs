@@ -128,9 +128,10 @@ pub(super) async fn write(
 /// away or a fatal error stops the event uncommitted.
 pub(super) fn fail(d: &Decision, e: WriteError) -> anyhow::Result<Verdict> {
     match e {
-        WriteError::Rejected(why) => {
-            warn!(event_id = %d.event.id, reason = %why, "FHIR server refused the bundle; event rejected");
-            Ok(Verdict::Refused(why))
+        WriteError::Rejected { reason, detail } => {
+            // The server's text may quote the event: only its status is logged.
+            warn!(event_id = %d.event.id, reason = %reason, "FHIR server refused the bundle; event rejected (its explanation is in the reject report)");
+            Ok(Verdict::Refused { reason, detail })
         }
         WriteError::Retryable(why) => Err(SinkUnavailable(format!(
             "FHIR server unavailable, stopping with event {} uncommitted (it is redone on the next run): {why}",

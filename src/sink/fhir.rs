@@ -245,11 +245,10 @@ impl FhirSink {
                 });
             }
             let body = resp.text().await.unwrap_or_default();
-            return Err(Attempt::Fail(WriteError::Rejected(format!(
-                "HTTP {}: {}",
-                status.as_u16(),
-                outcome_text(&body)
-            ))));
+            return Err(Attempt::Fail(WriteError::Rejected {
+                reason: format!("HTTP {}", status.as_u16()),
+                detail: outcome_text(&body),
+            }));
         }
         Err(Attempt::Fail(WriteError::Fatal(
             "FHIR server answered 401 after the token was refreshed (check fhir.auth)".into(),

@@ -73,8 +73,14 @@ pub enum WriteError {
     #[error("retryable: {0}")]
     Retryable(String),
     /// The target refused this bundle for good (4xx); the event is rejected with this reason.
-    #[error("rejected: {0}")]
-    Rejected(String),
+    #[error("rejected: {reason}")]
+    Rejected {
+        /// The status (`HTTP 422`): the event's reason, safe to log.
+        reason: String,
+        /// The server's OperationOutcome text (digits masked). It may quote
+        /// the event, so it goes only to the reject report.
+        detail: String,
+    },
     /// Local failure of the sink itself (disk full, permissions): the run stops.
     #[error("{0}")]
     Fatal(String),
