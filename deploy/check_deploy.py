@@ -670,6 +670,9 @@ def app_check(repo: Path, kdir: Path, cdir: Path, binary: str) -> int:
         for e in c.get("envFrom", []):
             if "secretRef" in e:
                 env.update({k: str(v) for k, v in secrets[e["secretRef"]["name"]].get("stringData", {}).items()})
+        # Paths in the environment as the pod sees them (`check` loads the
+        # identifier and task rules they name).
+        env = {k: under_root(v) if v.startswith("/etc/recordbridge/") else v for k, v in env.items()}
         args = [under_root(a) if a.startswith("/etc/recordbridge/") else a for a in c["args"]]
         args = [("check" if a == "run" else a) for a in args]
         workdir = Path(under_root("/etc/recordbridge"))
@@ -679,6 +682,9 @@ def app_check(repo: Path, kdir: Path, cdir: Path, binary: str) -> int:
     # (here: the repository, whose mappings/ the image copies).
     doc = yaml.safe_load((cdir / "compose.yaml").read_text())
     env = {**image_env, **compose_env(doc["services"]["bridge"])}
+    # The image copies the repository's mappings/ to /etc/recordbridge/mappings.
+    env = {k: str(repo / "mappings" / v.removeprefix("/etc/recordbridge/mappings/"))
+           if v.startswith("/etc/recordbridge/mappings/") else v for k, v in env.items()}
     run("compose.yaml's bridge environment", env, ["check"], repo)
     print(f"check_deploy.py app-check: {r.checks} checks, {r.failures} failed")
     return 1 if r.failures else 0
