@@ -231,3 +231,41 @@ fn values_from_events_reach_the_terminal_and_the_csv_report_inert() {
     );
     assert!(!csv.lines().any(|l| l.starts_with("room,=")), "{csv}");
 }
+
+#[test]
+fn a_ledger_that_is_not_a_sqlite_database_is_named_at_once_with_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("ledger.db");
+    std::fs::write(&bad, "these are notes, not a database\n").unwrap();
+    let dir = tmp.path().join("a-directory.db");
+    std::fs::create_dir(&dir).unwrap();
+    let sink = format!("dir:{}", tmp.path().join("out").display());
+    for (ledger, says) in [(&bad, "not a database"), (&dir, "unable to open")] {
+        let ledger = ledger.to_str().unwrap();
+        for args in [
+            vec![
+                "run",
+                "--source",
+                "file:fixtures/malformed.ndjson",
+                "--sink",
+                &sink,
+                "--ledger",
+                ledger,
+            ],
+            vec!["report", "--ledger", ledger],
+        ] {
+            let o = bin().args(&args).output().unwrap();
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+            let e = stderr(&o);
+            assert!(e.contains("cannot be used as a SQLite ledger"), "{e}");
+            assert!(e.contains(says), "{e}");
+            // Said once, not retried until a pool timeout.
+            assert_eq!(e.matches(says).count(), 1, "{e}");
+        }
+    }
+    // The file is left as it was.
+    assert_eq!(
+        std::fs::read_to_string(&bad).unwrap(),
+        "these are notes, not a database\n"
+    );
+}

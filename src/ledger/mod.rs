@@ -115,6 +115,10 @@ CREATE TABLE IF NOT EXISTS ignored_inputs (
 );
 "#;
 /// The schema for a backend: PostgreSQL gets 64-bit identity keys.
+/// Every SQLite connection: write-ahead log, and a wait for a busy database.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;";
+
 fn schema(pg: bool) -> String {
     if !pg {
         return SCHEMA.to_owned();
@@ -194,20 +198,34 @@ impl Ledger {
                     c => enc.push(c),
                 }
             }
+            let url = format!("sqlite://{enc}?mode=rwc");
+            // One connection first, so that a file that is not a SQLite
+            // database, or cannot be written, is named at once (a pool
+            // would retry it until its acquire timeout).
+            {
+                use sqlx::Connection as _;
+                let unusable = |e: sqlx::Error| {
+                    crate::config::SettingError(format!(
+                        "ledger {}: cannot be used as a SQLite ledger: {e}",
+                        path.display()
+                    ))
+                };
+                let mut c = sqlx::AnyConnection::connect(&url).await.map_err(unusable)?;
+                sqlx::raw_sql(SQLITE_PRAGMAS)
+                    .execute(&mut c)
+                    .await
+                    .map_err(unusable)?;
+                c.close().await.map_err(unusable)?;
+            }
             AnyPoolOptions::new()
                 .max_connections(4)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        sqlx::raw_sql(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
-                        )
-                        .execute(conn)
-                        .await?;
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
                         Ok(())
                     })
                 })
-                .connect(&format!("sqlite://{enc}?mode=rwc"))
+                .connect(&url)
                 .await
                 .with_context(|| format!("opening ledger {}", path.display()))?
         };
