@@ -792,3 +792,61 @@ fn no_dependency_logs_content_at_any_level() {
         }
     }
 }
+
+/// stdin cannot be read again: a stop decides every line the bridge has
+/// already taken from it (issue 18, item 5). stdin is here a file shared
+/// with the test, so its offset after the run tells how much was taken.
+#[test]
+fn sigterm_on_stdin_decides_every_line_already_read() {
+    use std::io::Seek as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let input = tmp.path().join("stream.ndjson");
+    let n = 40_000;
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            r#"{{"id":"$s{i}","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"pt 943 476 5919 obs {i}"}}"#
+        ));
+        text.push('\n');
+    }
+    std::fs::write(&input, &text).unwrap();
+    let mut shared = std::fs::File::open(&input).unwrap();
+    let child = bin()
+        .args(["run", "--source", "-", "--sink"])
+        .arg(format!("dir:{}", out.display()))
+        .stdin(shared.try_clone().unwrap())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !(out.exists() && bundles(&out).len() >= 200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events were not processed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let taken = shared.stream_position().unwrap() as usize;
+    assert!(taken < text.len(), "stopped before the end of the stream");
+    let whole = text.as_bytes()[..taken]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count();
+    let partial = usize::from(taken > 0 && text.as_bytes()[taken - 1] != b'\n');
+    let ledger = out.join("ledger.db");
+    let r: serde_json::Value =
+        serde_json::from_slice(&run_ok(&["report", "--ledger", ledger.to_str().unwrap()]).stdout)
+            .unwrap();
+    assert_eq!(
+        r["totals"]["seen"].as_u64().unwrap() as usize,
+        whole + partial,
+        "every line taken from stdin is decided: {}",
+        r["totals"]
+    );
+    assert_eq!(bundles(&out).len(), whole, "each whole line filed once");
+}

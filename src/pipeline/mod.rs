@@ -149,9 +149,13 @@ impl Run {
     /// events). With AMQP: until SIGTERM/SIGINT, or a fatal error.
     pub async fn run(self) -> anyhow::Result<Summary> {
         let sh = self.shared.clone();
-        let mut rx = match self.input {
-            Input::File(path) => source::file::spawn(path.as_deref())?,
-            Input::Amqp(rx) => rx,
+        // stdin cannot be read again: on a stop, what was read is drained.
+        let (mut rx, stdin) = match self.input {
+            Input::File(path) => {
+                let (rx, drain) = source::file::spawn(path.as_deref())?;
+                (rx, path.is_none().then_some(drain))
+            }
+            Input::Amqp(rx) => (rx, None),
         };
         if sh.outcomes {
             flush_outbox(&sh).await?;
@@ -223,9 +227,10 @@ impl Run {
             tokio::time::interval(Duration::from_secs(sh.cfg.sweep_interval_secs));
         sweep_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         sweep_timer.tick().await;
+        let mut draining = false;
         loop {
             let d = tokio::select! {
-                d = rx.recv() => d,
+                d = next(&mut rx, stdin.as_ref().filter(|_| draining)) => d,
                 _ = sweep_timer.tick() => {
                     // Partitioned: one replica sweeps (the holder of partition 0).
                     if sh.cfg.amqp.partitions > 0
@@ -244,11 +249,14 @@ impl Run {
                 _ = failed.wait_for(|f| *f) => break,
                 () = &mut shutdown, if !interrupted => {
                     interrupted = true;
-                    match &sh.broker {
+                    match (&sh.broker, &stdin) {
                         // Stop consuming, but take in what the broker has
                         // already sent: the channel ends when it is drained.
-                        Some(b) => { b.stop_consuming().await; continue }
-                        None => None,
+                        (Some(b), _) => { b.stop_consuming().await; continue }
+                        // Likewise what was read from stdin.
+                        (None, Some(s)) => { s.stop(); draining = true; continue }
+                        // A file is read again by the next run.
+                        (None, None) => None,
                     }
                 }
             };
@@ -346,4 +354,23 @@ impl Run {
 enum Work {
     Event(Box<ChatEvent>, String, Option<Box<AmqpMsg>>),
     Expire(String),
+}
+
+/// The next delivery. While `draining` a stream, `None` also once the
+/// reader waits for input with nothing left unsent (a pipe kept open by its
+/// writer never ends by itself).
+async fn next(
+    rx: &mut mpsc::Receiver<Delivery>,
+    draining: Option<&source::file::Drain>,
+) -> Option<Delivery> {
+    let Some(drain) = draining else {
+        return rx.recv().await;
+    };
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+            Ok(d) => return d,
+            Err(_) if drain.idle() && rx.is_empty() => return None,
+            Err(_) => {}
+        }
+    }
 }

@@ -4,6 +4,8 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -12,14 +14,61 @@ use sha2::{Digest, Sha256};
 use super::{Delivery, RawLine};
 use crate::event::MAX_EVENT_BYTES;
 
-/// Spawn the reader; deliveries arrive on the returned channel. Empty lines are skipped.
-pub fn spawn(path: Option<&Path>) -> anyhow::Result<mpsc::Receiver<Delivery>> {
-    let reader: Box<dyn Read + Send> = match path {
+/// How a stream that cannot be read again (stdin) is stopped without losing
+/// what was taken from it: after [`Drain::stop`] the reader takes no more
+/// input, and delivers every line it has already read (the channel then
+/// ends). While it waits for input ([`Drain::idle`]), everything it read is
+/// already in the channel.
+#[derive(Debug, Clone, Default)]
+pub struct Drain {
+    stop: Arc<AtomicBool>,
+    waiting: Arc<AtomicBool>,
+}
+
+impl Drain {
+    /// Take no more input; what was read is still delivered.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Is the reader blocked waiting for input (so it holds nothing unsent)?
+    pub fn idle(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+/// The input, seen through [`Drain`]: after `stop`, the end of input.
+struct Watched<R> {
+    inner: R,
+    drain: Drain,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.drain.stop.load(Ordering::SeqCst) {
+            return Ok(0);
+        }
+        self.drain.waiting.store(true, Ordering::SeqCst);
+        let n = self.inner.read(buf);
+        self.drain.waiting.store(false, Ordering::SeqCst);
+        n
+    }
+}
+
+/// Spawn the reader; deliveries arrive on the returned channel. Empty lines
+/// are skipped. The [`Drain`] stops it without losing what it has read.
+pub fn spawn(path: Option<&Path>) -> anyhow::Result<(mpsc::Receiver<Delivery>, Drain)> {
+    let inner: Box<dyn Read + Send> = match path {
         Some(p) => Box::new(
             std::fs::File::open(p)
                 .map_err(|e| anyhow::anyhow!("cannot open source file {}: {e}", p.display()))?,
         ),
         None => Box::new(std::io::stdin()),
+    };
+    let drain = Drain::default();
+    let reader = Watched {
+        inner,
+        drain: drain.clone(),
     };
     let (tx, rx) = mpsc::channel(256);
     std::thread::Builder::new()
@@ -67,7 +116,7 @@ pub fn spawn(path: Option<&Path>) -> anyhow::Result<mpsc::Receiver<Delivery>> {
                 }
             }
         })?;
-    Ok(rx)
+    Ok((rx, drain))
 }
 
 enum Line {
