@@ -159,17 +159,7 @@ impl Decision {
 
     /// The decision line of ARCHITECTURE §6.
     pub fn line(&self) -> DecisionLine<'_> {
-        DecisionLine {
-            event_id: Some(&self.event.id),
-            outcome: self.outcome,
-            patient: self.patient.as_ref(),
-            identifiers: &self.identifiers,
-            task: self.task.as_ref().map(|t| TaskLine {
-                priority: t.task.priority.as_str().to_owned(),
-                status: t.task.status.as_str().to_owned(),
-            }),
-            reason: self.reason.as_deref(),
-        }
+        DecisionLine::of(self)
     }
 }
 

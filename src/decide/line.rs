@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::decide::Outcome;
+use crate::decide::{Decision, Outcome};
 use crate::identify::Identifier;
 
 /// Task summary in a decision line: the Task this decision created or moved on.
@@ -25,16 +25,42 @@ pub struct DecisionLine<'a> {
 }
 
 impl<'a> DecisionLine<'a> {
+    /// The line of a decision on a chat event.
+    pub fn of(d: &'a Decision) -> Self {
+        let task = d.task.as_ref().map(|t| TaskLine {
+            priority: t.task.priority.as_str().to_owned(),
+            status: t.task.status.as_str().to_owned(),
+        });
+        let id = Some(d.event.id.as_str());
+        Self::new(id, d.outcome, d.patient.as_ref(), &d.identifiers, task)
+            .with_reason(d.reason.as_deref())
+    }
+
     /// The line of an input that never became a chat event: `ignored` (not
     /// chat) or `rejected` (malformed), with no patient, identifier or Task.
     pub fn without_event(event_id: Option<&'a str>, outcome: Outcome, reason: &'a str) -> Self {
+        Self::new(event_id, outcome, None, &[], None).with_reason(Some(reason))
+    }
+
+    /// The one place a decision line is assembled.
+    fn new(
+        event_id: Option<&'a str>,
+        outcome: Outcome,
+        patient: Option<&'a Identifier>,
+        identifiers: &'a [Identifier],
+        task: Option<TaskLine>,
+    ) -> Self {
         DecisionLine {
             event_id,
             outcome,
-            patient: None,
-            identifiers: &[],
-            task: None,
-            reason: Some(reason),
+            patient,
+            identifiers,
+            task,
+            reason: None,
         }
+    }
+
+    fn with_reason(self, reason: Option<&'a str>) -> Self {
+        Self { reason, ..self }
     }
 }
