@@ -20,8 +20,9 @@ const SEQ_FILE: &str = ".recordbridge-seq";
 #[derive(Debug)]
 pub struct DirSink {
     dir: PathBuf,
-    /// The next number, or `None` once the last possible one is used.
-    next: Mutex<Option<u64>>,
+    /// The next number (`None` once the last possible one is used), and the
+    /// open `.recordbridge-seq` it is written to.
+    next: Mutex<(Option<u64>, std::fs::File)>,
 }
 
 impl DirSink {
@@ -52,9 +53,15 @@ impl DirSink {
                 dir.display()
             )
         })?;
+        let seq = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(SEQ_FILE))
+            .map_err(|e| anyhow::anyhow!("cannot open {SEQ_FILE} in {}: {e}", dir.display()))?;
         Ok(Self {
             dir: dir.to_owned(),
-            next: Mutex::new(Some(next)),
+            next: Mutex::new((Some(next), seq)),
         })
     }
 
@@ -65,22 +72,23 @@ impl DirSink {
 
     /// Write one bundle; returns the file name.
     pub fn write(&self, body: &[u8]) -> Result<String, WriteError> {
+        use std::os::unix::fs::FileExt as _;
         let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = next.ok_or_else(|| {
+        let n = next.0.ok_or_else(|| {
             WriteError::Fatal(format!(
                 "bundle directory {}: the sequence has reached its last number",
                 self.dir.display()
             ))
         })?;
-        // The number is kept before the bundle is renamed into place; the
-        // directory's fsync below makes both durable.
-        let seq_tmp = self.dir.join(format!("{SEQ_FILE}.tmp"));
-        std::fs::write(&seq_tmp, n.to_string())
-            .and_then(|()| std::fs::rename(&seq_tmp, self.dir.join(SEQ_FILE)))
+        // The number is kept before the bundle is renamed into place, in
+        // place and fixed width (one write, no fsync: after a power loss the
+        // names of the bundles still there count).
+        next.1
+            .write_all_at(format!("{n:020}").as_bytes(), 0)
             .map_err(|e| {
                 WriteError::Fatal(format!("writing {SEQ_FILE} in {}: {e}", self.dir.display()))
             })?;
-        *next = n.checked_add(1);
+        next.0 = n.checked_add(1);
         let name = format!("{n:012}-bundle.json");
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let fin = self.dir.join(&name);
