@@ -269,3 +269,59 @@ fn a_ledger_that_is_not_a_sqlite_database_is_named_at_once_with_exit_2() {
         "these are notes, not a database\n"
     );
 }
+
+/// One run per SQLite ledger (issue 18, item 1): a second run on it is
+/// refused at once with what holds it, and the first goes on.
+#[test]
+fn a_second_run_on_one_ledger_is_refused_while_the_first_runs() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut first = common::spawn_stdin_run(&out, &[], std::process::Stdio::piped());
+    let mut stdin = first.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        r#"{{"id":"$l1","room":"!r","sender":"@a","sent_at":"2026-11-21T10:00:00Z","text":"pt 943 476 5919"}}"#
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(out.exists() && common::bundles(&out).len() == 1) {
+        assert!(std::time::Instant::now() < deadline, "the first run files");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let src = tmp.path().join("more.ndjson");
+    std::fs::write(
+        &src,
+        r#"{"id":"$l2","room":"!r","sender":"@a","sent_at":"2026-11-21T10:01:00Z","text":"pt 943 476 5919"}"#,
+    )
+    .unwrap();
+    let second = || {
+        bin()
+            .args(["run", "--source"])
+            .arg(format!("file:{}", src.display()))
+            .arg("--sink")
+            .arg(format!("dir:{}", out.display()))
+            .output()
+            .unwrap()
+    };
+    let o = second();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("another `recordbridge run` is using it"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        common::bundles(&out).len(),
+        1,
+        "the refused run wrote nothing"
+    );
+    // The first goes on to its end; then the ledger is free again.
+    drop(stdin);
+    let o = first.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = second();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(common::bundles(&out).len(), 2);
+}

@@ -51,6 +51,34 @@ pub fn load_tasks(cfg: &Config) -> anyhow::Result<crate::decide::task::TaskRules
         .map_err(|e| SettingError(format!("setting `tasks` ({}): {e}", path.display())).into())
 }
 
+/// The exclusive lock of `run` on a SQLite ledger (`<ledger>.lock`), held
+/// until the process ends; a second run is refused with what holds it.
+fn lock_run(ledger: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = ledger.with_extension("lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating ledger directory {}", dir.display()))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SettingError(format!(
+            "ledger {}: another `recordbridge run` is using it (it holds {}); one run per ledger, or a PostgreSQL ledger for replicas",
+            ledger.display(),
+            path.display()
+        ))
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::anyhow!("locking {}: {e}", path.display()))
+        }
+    }
+}
+
 impl Run {
     pub async fn new(cfg: Config, dry_run: bool) -> anyhow::Result<Self> {
         let stop = shutdown_watch()?;
@@ -72,6 +100,13 @@ impl Run {
                 "--dry-run works on a copy of a SQLite ledger; with a PostgreSQL ledger it would change shared state"
             );
         }
+        // One run per SQLite ledger: a second would decide the same events
+        // again. PostgreSQL replicas share one ledger by partition leases.
+        let run_lock = if dry_run || on_postgres {
+            None
+        } else {
+            Some(lock_run(&ledger_path)?)
+        };
         let (ledger, out, dry_dir) = if dry_run {
             // Continue from the real ledger's state without changing it: work on a copy.
             let tmp = tempfile::tempdir()?;
@@ -173,6 +208,7 @@ impl Run {
             stop,
             health_task,
             _dry_dir: dry_dir,
+            _run_lock: run_lock,
         })
     }
 }

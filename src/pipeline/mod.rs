@@ -142,6 +142,8 @@ pub struct Run {
     stop: tokio::sync::watch::Receiver<bool>,
     health_task: Option<tokio::task::JoinHandle<()>>,
     _dry_dir: Option<tempfile::TempDir>,
+    /// `run`'s exclusive lock on a SQLite ledger, released at exit.
+    _run_lock: Option<std::fs::File>,
 }
 
 impl Run {

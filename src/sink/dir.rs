@@ -6,7 +6,10 @@
 //! The sequence never goes back: its last number is also kept in
 //! `.recordbridge-seq`, so that it goes on after a poller has moved the
 //! bundles away; a name whose number leaves no room after it is refused at
-//! start rather than wrapping to 0 and overwriting earlier bundles.
+//! start rather than wrapping to 0 and overwriting earlier bundles. Each
+//! write holds an exclusive lock on that file and takes the next number from
+//! it, so processes writing to one folder at once (a run and a reviewer)
+//! never give two bundles one name.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,9 +23,11 @@ const SEQ_FILE: &str = ".recordbridge-seq";
 #[derive(Debug)]
 pub struct DirSink {
     dir: PathBuf,
-    /// The next number (`None` once the last possible one is used), and the
-    /// open `.recordbridge-seq` it is written to.
-    next: Mutex<(Option<u64>, std::fs::File)>,
+    /// The next number (`None` once the last possible one is used); held
+    /// for the whole write.
+    next: Mutex<Option<u64>>,
+    /// The open `.recordbridge-seq`, locked by each write.
+    seq: std::fs::File,
 }
 
 impl DirSink {
@@ -56,12 +61,14 @@ impl DirSink {
         let seq = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(dir.join(SEQ_FILE))
             .map_err(|e| anyhow::anyhow!("cannot open {SEQ_FILE} in {}: {e}", dir.display()))?;
         Ok(Self {
             dir: dir.to_owned(),
-            next: Mutex::new((Some(next), seq)),
+            next: Mutex::new(Some(next)),
+            seq,
         })
     }
 
@@ -74,7 +81,28 @@ impl DirSink {
     pub fn write(&self, body: &[u8]) -> Result<String, WriteError> {
         use std::os::unix::fs::FileExt as _;
         let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = next.0.ok_or_else(|| {
+        let fatal = |what: &str, e: std::io::Error| {
+            WriteError::Fatal(format!("{what} {SEQ_FILE} in {}: {e}", self.dir.display()))
+        };
+        // Another process may write here too: the file's lock orders us, and
+        // its number (theirs or ours) is the last one given.
+        self.seq.lock().map_err(|e| fatal("locking", e))?;
+        let _unlock = Unlock(&self.seq);
+        let mut buf = [0u8; 20];
+        let read = self
+            .seq
+            .read_at(&mut buf, 0)
+            .map_err(|e| fatal("reading", e))?;
+        let theirs = std::str::from_utf8(&buf[..read])
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .and_then(|n| n.checked_add(1));
+        let n = match (*next, theirs) {
+            (Some(ours), Some(theirs)) => Some(ours.max(theirs)),
+            (ours, None) => ours,
+            (None, Some(_)) => None,
+        }
+        .ok_or_else(|| {
             WriteError::Fatal(format!(
                 "bundle directory {}: the sequence has reached its last number",
                 self.dir.display()
@@ -83,12 +111,10 @@ impl DirSink {
         // The number is kept before the bundle is renamed into place, in
         // place and fixed width (one write, no fsync: after a power loss the
         // names of the bundles still there count).
-        next.1
+        self.seq
             .write_all_at(format!("{n:020}").as_bytes(), 0)
-            .map_err(|e| {
-                WriteError::Fatal(format!("writing {SEQ_FILE} in {}: {e}", self.dir.display()))
-            })?;
-        next.0 = n.checked_add(1);
+            .map_err(|e| fatal("writing", e))?;
+        *next = n.checked_add(1);
         let name = format!("{n:012}-bundle.json");
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let fin = self.dir.join(&name);
@@ -105,6 +131,15 @@ impl DirSink {
             .and_then(|d| d.sync_all())
             .map_err(io)?;
         Ok(name)
+    }
+}
+
+/// Releases the sequence file's lock when the write is done (or fails).
+struct Unlock<'a>(&'a std::fs::File);
+
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }
 
@@ -152,6 +187,36 @@ mod tests {
         std::fs::write(d.path().join(SEQ_FILE), "garbage").unwrap();
         let s = DirSink::open(d.path()).unwrap();
         assert_eq!(s.write(b"{}").unwrap(), "000000000005-bundle.json");
+    }
+
+    #[test]
+    fn two_writers_on_one_folder_never_give_two_bundles_one_name() {
+        let d = tempfile::tempdir().unwrap();
+        let a = DirSink::open(d.path()).unwrap();
+        let b = DirSink::open(d.path()).unwrap();
+        let mut names = Vec::new();
+        std::thread::scope(|s| {
+            let ha = s.spawn(|| (0..50).map(|_| a.write(b"{}").unwrap()).collect::<Vec<_>>());
+            let hb = s.spawn(|| (0..50).map(|_| b.write(b"[]").unwrap()).collect::<Vec<_>>());
+            names.extend(ha.join().unwrap());
+            names.extend(hb.join().unwrap());
+        });
+        let distinct: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(distinct.len(), 100, "each bundle its own name");
+        let files = std::fs::read_dir(d.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count();
+        assert_eq!(files, 100, "none overwritten");
+        // Each writer's own names still go up.
+        let a_names: Vec<_> = names[..50].to_vec();
+        assert!(a_names.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
