@@ -321,5 +321,9 @@ mod tests {
         assert!(!beside_a_number("432 1536 3 days", 9..10));
         assert!(!beside_a_number("3 999 432", 0..1));
         assert!(!beside_a_number("3", 0..1));
+        // Glued to the number's own digits, a count is part of that number,
+        // not beside it, on either side.
+        assert!(!beside_a_number("99943215363", 10..11));
+        assert!(!beside_a_number("39994321536", 0..1));
     }
 }
