@@ -18,7 +18,8 @@ use crate::source::{Delivery, RawLine};
 use super::SinkUnavailable;
 
 pub(super) enum Rejects {
-    /// A file or stdin run: the reject report (`None`: a dry run keeps none).
+    /// A file or stdin run: the reject report (a dry run's has no path and
+    /// writes nothing).
     Report(Mutex<RejectReport>),
     /// A broker run: its dead-letter exchange.
     DeadLetters(Arc<Broker>),

@@ -37,10 +37,15 @@ impl DirSink {
         std::fs::create_dir_all(dir).map_err(|e| {
             anyhow::anyhow!("cannot create bundle directory {}: {e}", dir.display())
         })?;
-        let mut max = std::fs::read_to_string(dir.join(SEQ_FILE))
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let seq = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(dir.join(SEQ_FILE))
+            .map_err(|e| anyhow::anyhow!("cannot open {SEQ_FILE} in {}: {e}", dir.display()))?;
+        // A number that cannot be read counts as none: the names still count.
+        let mut max = last_number(&seq).ok().flatten().unwrap_or(0);
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
@@ -58,13 +63,6 @@ impl DirSink {
                 dir.display()
             )
         })?;
-        let seq = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(dir.join(SEQ_FILE))
-            .map_err(|e| anyhow::anyhow!("cannot open {SEQ_FILE} in {}: {e}", dir.display()))?;
         Ok(Self {
             dir: dir.to_owned(),
             next: Mutex::new(Some(next)),
@@ -88,14 +86,8 @@ impl DirSink {
         // its number (theirs or ours) is the last one given.
         self.seq.lock().map_err(|e| fatal("locking", e))?;
         let _unlock = Unlock(&self.seq);
-        let mut buf = [0u8; 20];
-        let read = self
-            .seq
-            .read_at(&mut buf, 0)
-            .map_err(|e| fatal("reading", e))?;
-        let theirs = std::str::from_utf8(&buf[..read])
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
+        let theirs = last_number(&self.seq)
+            .map_err(|e| fatal("reading", e))?
             .and_then(|n| n.checked_add(1));
         let n = match (*next, theirs) {
             (Some(ours), Some(theirs)) => Some(ours.max(theirs)),
@@ -132,6 +124,17 @@ impl DirSink {
             .map_err(io)?;
         Ok(name)
     }
+}
+
+/// The number kept in the sequence file (`None` when it holds none: new,
+/// or damaged, as after a power loss).
+fn last_number(seq: &std::fs::File) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = [0u8; 20];
+    let read = seq.read_at(&mut buf, 0)?;
+    Ok(std::str::from_utf8(&buf[..read])
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok()))
 }
 
 /// Releases the sequence file's lock when the write is done (or fails).
